@@ -1,0 +1,47 @@
+# Shared settings for the local stack; sourced by the other scripts.
+# Every value can be overridden from the environment.
+XINFANG_ROOT=${XINFANG_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+XINFANG_HOME=${XINFANG_HOME:-$XINFANG_ROOT/.local}       # caches, data, logs (git-ignored)
+XINFANG_CACHE=${XINFANG_CACHE:-$XINFANG_HOME/cache}      # kafka jars, ferretdb binary
+XINFANG_DATA=${XINFANG_DATA:-$XINFANG_HOME/data}
+XINFANG_LOGS=${XINFANG_LOGS:-$XINFANG_HOME/logs}
+XINFANG_VENV=${XINFANG_VENV:-$XINFANG_ROOT/.venv}
+
+KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}                   # also in scripts/kafka/pom.xml
+FERRETDB_VERSION=${FERRETDB_VERSION:-v1.24.2}           # also in scripts/ferretdb/go.mod
+XINFANG_KAFKA_PORT=${XINFANG_KAFKA_PORT:-19092}
+XINFANG_KAFKA_CONTROLLER_PORT=${XINFANG_KAFKA_CONTROLLER_PORT:-19093}
+XINFANG_KAFKA_HEAP=${XINFANG_KAFKA_HEAP:-1g}
+XINFANG_MONGO_PORT=${XINFANG_MONGO_PORT:-27018}
+XINFANG_PROMETHEUS_PORT=${XINFANG_PROMETHEUS_PORT:-19090}
+XINFANG_PARTITIONS=${XINFANG_PARTITIONS:-4}
+
+# the services' own ports (gRPC, metrics); Prometheus scrapes the metrics ports
+XINFANG_INTAKE_GRPC=${XINFANG_INTAKE_GRPC:-50061};         XINFANG_INTAKE_METRICS=${XINFANG_INTAKE_METRICS:-9161}
+XINFANG_ASSIGNMENT_GRPC=${XINFANG_ASSIGNMENT_GRPC:-50062}; XINFANG_ASSIGNMENT_METRICS=${XINFANG_ASSIGNMENT_METRICS:-9162}
+XINFANG_SUPERVISION_GRPC=${XINFANG_SUPERVISION_GRPC:-50063}; XINFANG_SUPERVISION_METRICS=${XINFANG_SUPERVISION_METRICS:-9163}
+XINFANG_REPORTING_GRPC=${XINFANG_REPORTING_GRPC:-50064};   XINFANG_REPORTING_METRICS=${XINFANG_REPORTING_METRICS:-9164}
+
+# what the Python services read (see services/xinfang/core/config.py)
+export XINFANG_KAFKA_BOOTSTRAP=${XINFANG_KAFKA_BOOTSTRAP:-127.0.0.1:$XINFANG_KAFKA_PORT}
+export XINFANG_MONGO_URI=${XINFANG_MONGO_URI:-mongodb://127.0.0.1:$XINFANG_MONGO_PORT/}
+export XINFANG_PROMETHEUS_URL=${XINFANG_PROMETHEUS_URL:-http://127.0.0.1:$XINFANG_PROMETHEUS_PORT}
+export XINFANG_PARTITIONS
+export XINFANG_INTAKE_GRPC XINFANG_INTAKE_METRICS XINFANG_ASSIGNMENT_GRPC XINFANG_ASSIGNMENT_METRICS
+export XINFANG_SUPERVISION_GRPC XINFANG_SUPERVISION_METRICS XINFANG_REPORTING_GRPC XINFANG_REPORTING_METRICS
+export XINFANG_HOME XINFANG_LOGS XINFANG_ROOT
+
+log() { printf '\033[1;34m[xinfang]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[xinfang] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# wait_port HOST PORT SECONDS NAME [LOGFILE]
+wait_port() {
+  local host=$1 port=$2 secs=$3 name=$4 logf=${5:-}
+  local i
+  for ((i = 0; i < secs * 5; i++)); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  [[ -n "$logf" && -f "$logf" ]] && tail -n 30 "$logf" >&2
+  die "$name did not open $host:$port within ${secs}s"
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for the local stack and the services; safe to
+# run again (each step is skipped when its result is already there).
+#   scripts/install.sh [python|kafka|ferretdb|prometheus|all]
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+need_apt() { # packages...
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return 0
+  command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python() {
+  local stamp="$XINFANG_VENV/.xinfang-deps"
+  local want
+  want=$(cat "$XINFANG_ROOT"/requirements*.txt "$XINFANG_ROOT/constraints.txt" | sha256sum | cut -c1-16)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
+  local py=${XINFANG_BASE_PYTHON:-}
+  if [[ -z "$py" ]]; then
+    for c in python3.11 python3.12 python3.13 python3; do
+      if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then py=$c; break; fi
+    done
+  fi
+  [[ -n "$py" ]] || die "Python >= 3.11 is required"
+  if [[ ! -x "$XINFANG_VENV/bin/python" ]]; then
+    log "creating virtualenv $XINFANG_VENV ($("$py" --version))"
+    "$py" -m venv "$XINFANG_VENV" 2>/dev/null || { need_apt python3-venv; "$py" -m venv "$XINFANG_VENV"; }
+  fi
+  log "installing Python dependencies"
+  "$XINFANG_VENV/bin/pip" install -q --disable-pip-version-check \
+    -r "$XINFANG_ROOT/requirements-dev.txt" -c "$XINFANG_ROOT/constraints.txt"
+  "$XINFANG_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$XINFANG_ROOT"
+  echo "$want" > "$stamp"
+}
+
+install_kafka() {
+  local dir="$XINFANG_CACHE/kafka-$KAFKA_VERSION"
+  [[ -f "$dir/.complete" ]] && return 0
+  command -v java >/dev/null || need_apt default-jre-headless
+  command -v mvn >/dev/null || need_apt maven
+  log "resolving Apache Kafka $KAFKA_VERSION jars with Maven"
+  rm -rf "$dir"; mkdir -p "$dir"
+  mvn -q -B -f "$XINFANG_ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs"
+  ls "$dir/libs" | grep -q "^kafka_2.13-$KAFKA_VERSION.jar$" || die "kafka jars missing after Maven"
+  touch "$dir/.complete"
+}
+
+ferretdb_bin() { # the wrapper's sources are part of the cache key
+  local h; h=$(cat "$XINFANG_ROOT"/scripts/ferretdb/{main.go,go.mod,go.sum} | sha256sum | cut -c1-12)
+  echo "$XINFANG_CACHE/ferretdb-$FERRETDB_VERSION-$h/xinfang-ferretdb"
+}
+
+install_ferretdb() {
+  local bin; bin=$(ferretdb_bin)
+  [[ -x "$bin" ]] && return 0
+  command -v go >/dev/null || need_apt golang-go
+  log "building FerretDB $FERRETDB_VERSION (embedded, SQLite backend); first build takes a few minutes"
+  mkdir -p "$(dirname "$bin")"
+  (cd "$XINFANG_ROOT/scripts/ferretdb" && go build -trimpath -o "$bin.tmp" .) && mv "$bin.tmp" "$bin"
+}
+
+install_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+  need_apt prometheus
+}
+
+what=${1:-all}
+[[ "$what" == "--ferretdb-bin" ]] && { ferretdb_bin; exit 0; }
+case "$what" in
+  python) install_python ;;
+  kafka) install_kafka ;;
+  ferretdb) install_ferretdb ;;
+  prometheus) install_prometheus ;;
+  stack) install_kafka; install_ferretdb; install_prometheus ;;
+  all) install_python; install_kafka; install_ferretdb; install_prometheus ;;
+  *) die "unknown component: $what" ;;
+esac

@@ -1,0 +1,113 @@
+"""Building, encoding and decoding case events (``xinfang.case.v1.CaseEvent``).
+
+One place decides how an event id is made and how times are stamped, so every
+producer agrees and consumers can rely on both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from xinfang.case.v1 import events_pb2 as ev
+
+__all__ = [
+    "DecodeFailed",
+    "decode_event",
+    "encode_event",
+    "from_timestamp",
+    "new_event",
+    "new_id",
+    "payload_name",
+    "to_timestamp",
+]
+
+
+class DecodeFailed(ValueError):
+    """The bytes are not a usable CaseEvent; the message goes to dead letters."""
+
+
+def new_id() -> str:
+    """A UUIDv7-style id: time-ordered, so ids sort roughly by creation."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def to_timestamp(dt: datetime) -> Timestamp:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: every time in xinfang is zone-aware")
+    ts = Timestamp()
+    ts.FromDatetime(dt.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def new_event(
+    *,
+    case_id: str,
+    district_id: str,
+    producer: str,
+    case_version: int,
+    occurred_at: datetime | None = None,
+    actor: ev.Actor | None = None,
+    event_id: str | None = None,
+    **payload: object,
+) -> ev.CaseEvent:
+    """Wrap exactly one payload (e.g. ``registered=CaseRegistered(...)``) in an envelope."""
+    if len(payload) != 1:
+        raise ValueError("an event carries exactly one payload")
+    if not case_id or not district_id:
+        raise ValueError("case_id and district_id are required on every event")
+    now = datetime.now(UTC)
+    event = ev.CaseEvent(
+        event_id=event_id or new_id(),
+        case_id=case_id,
+        district_id=district_id,
+        case_version=case_version,
+        producer=producer,
+        occurred_at=to_timestamp(occurred_at or now),
+        recorded_at=to_timestamp(now),
+        **payload,  # type: ignore[arg-type]
+    )
+    if actor is not None:
+        event.actor.CopyFrom(actor)
+    return event
+
+
+def encode_event(event: ev.CaseEvent) -> bytes:
+    return event.SerializeToString(deterministic=True)
+
+
+def decode_event(data: bytes | None) -> ev.CaseEvent:
+    if not data:
+        raise DecodeFailed("empty message")
+    event = ev.CaseEvent()
+    try:
+        event.ParseFromString(data)
+    except DecodeError as e:
+        raise DecodeFailed(f"not a CaseEvent: {e}") from e
+    if not event.event_id:
+        raise DecodeFailed("event_id missing")
+    if not event.case_id:
+        raise DecodeFailed("case_id missing")
+    if not event.district_id:
+        raise DecodeFailed("district_id missing")
+    if event.WhichOneof("payload") is None:
+        raise DecodeFailed("no payload (unknown event type from a newer producer?)")
+    return event
+
+
+def payload_name(event: ev.CaseEvent) -> str:
+    name = event.WhichOneof("payload")
+    return name or "unknown"

@@ -1,0 +1,75 @@
+"""Typed settings from the environment (prefix ``XINFANG_``).
+
+A service refuses to start when a setting it needs is missing or malformed,
+rather than failing later on the first request.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cached_property
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XINFANG_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    mongo_uri: str = "mongodb://127.0.0.1:27018/"
+    # Database names are prefixed so several deployments can share one server.
+    mongo_db_prefix: str = "xinfang"
+    partitions: int = Field(default=4, ge=1, le=256)
+    case_events_topic: str = "xinfang.case-events.v1"
+    dead_letter_topic: str = "xinfang.dead-letter.v1"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    intake_grpc: int = 50061
+    intake_metrics: int = 9161
+    assignment_grpc: int = 50062
+    assignment_metrics: int = 9162
+    supervision_grpc: int = 50063
+    supervision_metrics: int = 9163
+    reporting_grpc: int = 50064
+    reporting_metrics: int = 9164
+    grpc_host: str = "127.0.0.1"
+    prometheus_url: str = "http://127.0.0.1:19090"
+
+    # Base64 of 32 random bytes; per-district keys are derived from it.
+    # Only intake needs it; see require_identity_key().
+    identity_key: str | None = None
+
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    metrics_refresh_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("identity_key")
+    @classmethod
+    def _key_is_32_bytes(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except ValueError as e:
+            raise ValueError("XINFANG_IDENTITY_KEY must be base64") from e
+        if len(raw) != 32:
+            raise ValueError("XINFANG_IDENTITY_KEY must decode to 32 bytes")
+        return v
+
+    @cached_property
+    def identity_key_bytes(self) -> bytes:
+        if self.identity_key is None:
+            raise RuntimeError(
+                "XINFANG_IDENTITY_KEY is not set: intake cannot store petitioner identity"
+            )
+        return base64.b64decode(self.identity_key)
+
+    def ports(self, service: str) -> tuple[int, int]:
+        """(gRPC port, metrics port) of a service."""
+        return int(getattr(self, f"{service}_grpc")), int(getattr(self, f"{service}_metrics"))
+
+    def db_name(self, service: str) -> str:
+        return f"{self.mongo_db_prefix}_{service}"

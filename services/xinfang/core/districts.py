@@ -1,0 +1,155 @@
+"""A district (the tenant) as data: its townships, villages, units, categories,
+time limits and routing table.
+
+Nothing about a district is code: offices change their organisation and rules
+at run time, and every change bumps a version so past decisions can be
+explained by the table they were made with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from xinfang.core.calendar import DayType, WorkCalendar
+from xinfang.core.errors import InvalidArgument
+
+__all__ = ["DEFAULT_LIMITS", "District", "Limit", "RoutingRow", "Unit", "parse_district"]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    days: int
+    day_type: DayType
+    warn_days: int = 3
+
+
+# The statute's defaults (2022 regulations); each district may override any.
+DEFAULT_LIMITS: dict[str, Limit] = {
+    "register_and_route": Limit(15, DayType.CALENDAR, 3),  # Art. 22
+    "written_notice": Limit(15, DayType.CALENDAR, 3),  # Art. 23
+    "remit_objection": Limit(5, DayType.WORKING, 1),  # Art. 23
+    "handling": Limit(60, DayType.CALENDAR, 10),  # Art. 34
+    "handling_extension_max": Limit(30, DayType.CALENDAR, 0),  # Art. 34
+    "review_request": Limit(30, DayType.CALENDAR, 5),  # Art. 35
+    "review_decision": Limit(30, DayType.CALENDAR, 5),  # Art. 35
+    "rereview_request": Limit(30, DayType.CALENDAR, 5),  # Art. 36
+    "rereview_decision": Limit(30, DayType.CALENDAR, 5),  # Art. 36
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    name: str
+    kind: str  # township | department | office | external
+
+
+@dataclass(frozen=True)
+class RoutingRow:
+    rule_id: str
+    unit_id: str
+    category: str = ""  # "" = any
+    township_id: str = ""  # "" = any
+    decision: str = "accept"  # accept | forward | out_litigation | out_discipline | decline
+
+
+@dataclass(frozen=True)
+class District:
+    district_id: str
+    name: str
+    townships: dict[str, str]  # id -> name
+    villages: dict[str, tuple[str, str]]  # id -> (township id, name)
+    categories: dict[str, str]  # code -> name
+    units: dict[str, Unit]
+    routing: tuple[RoutingRow, ...]
+    limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    version: int = 1
+
+    def limit(self, name: str) -> Limit:
+        return self.limits.get(name) or DEFAULT_LIMITS[name]
+
+
+def _req(doc: dict[str, Any], key: str, where: str) -> Any:
+    if key not in doc or doc[key] in ("", None):
+        raise InvalidArgument(f"{where}.{key}", "is required")
+    return doc[key]
+
+
+def _check_id(value: str, where: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidArgument(where, f"{value!r} is not a valid id (lowercase a-z, 0-9, _.-)")
+    return value
+
+
+def parse_district(doc: dict[str, Any]) -> District:
+    """Validate a district document (JSON as loaded by ``xinfang district load``)."""
+    did = _check_id(_req(doc, "district_id", "district"), "district.district_id")
+    townships: dict[str, str] = {}
+    villages: dict[str, tuple[str, str]] = {}
+    for i, t in enumerate(_req(doc, "townships", "district")):
+        tid = _check_id(_req(t, "id", f"townships[{i}]"), f"townships[{i}].id")
+        townships[tid] = _req(t, "name", f"townships[{i}]")
+        for j, v in enumerate(t.get("villages", [])):
+            vid = _check_id(_req(v, "id", f"townships[{i}].villages[{j}]"), "village.id")
+            villages[vid] = (tid, _req(v, "name", f"townships[{i}].villages[{j}]"))
+    categories = {
+        _check_id(c["code"], "categories.code"): c["name"]
+        for c in _req(doc, "categories", "district")
+    }
+    units = {
+        u["id"]: Unit(_check_id(u["id"], "units.id"), u["name"], u.get("kind", "department"))
+        for u in _req(doc, "units", "district")
+    }
+    routing: list[RoutingRow] = []
+    for i, r in enumerate(doc.get("routing", [])):
+        row = RoutingRow(
+            rule_id=_req(r, "rule_id", f"routing[{i}]"),
+            unit_id=_req(r, "unit_id", f"routing[{i}]"),
+            category=r.get("category", ""),
+            township_id=r.get("township_id", ""),
+            decision=r.get("decision", "accept"),
+        )
+        if row.unit_id not in units:
+            raise InvalidArgument(f"routing[{i}].unit_id", f"unknown unit {row.unit_id!r}")
+        if row.category and row.category not in categories:
+            raise InvalidArgument(f"routing[{i}].category", f"unknown category {row.category!r}")
+        if row.township_id and row.township_id not in townships:
+            raise InvalidArgument(
+                f"routing[{i}].township_id", f"unknown township {row.township_id!r}"
+            )
+        routing.append(row)
+    limits = dict(DEFAULT_LIMITS)
+    for name, spec in (doc.get("limits") or {}).items():
+        if name not in DEFAULT_LIMITS:
+            raise InvalidArgument(f"limits.{name}", "unknown time limit")
+        limits[name] = Limit(
+            int(spec["days"]),
+            DayType(spec.get("day_type", "calendar")),
+            int(spec.get("warn_days", 3)),
+        )
+    cal = doc.get("calendar") or {}
+    try:
+        calendar = WorkCalendar.with_overrides(
+            rest=[date.fromisoformat(d) for d in cal.get("rest_days", [])],
+            working=[date.fromisoformat(d) for d in cal.get("working_days", [])],
+        )
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument("calendar", f"dates must be YYYY-MM-DD: {e}") from e
+    return District(
+        district_id=did,
+        name=_req(doc, "name", "district"),
+        townships=townships,
+        villages=villages,
+        categories=categories,
+        units=units,
+        routing=tuple(routing),
+        limits=limits,
+        calendar=calendar,
+        version=int(doc.get("version", 1)),
+    )

@@ -1,0 +1,142 @@
+"""Kafka for every service: topics, the idempotent producer and dead letters.
+
+Topics are created explicitly with fixed partition counts (the local broker
+refuses auto-creation): the case-events topic keeps its events forever so
+read models can be rebuilt by replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from xinfang.core.config import Settings
+from xinfang.core.logging import get_logger
+from xinfang.core.metrics import DEAD_LETTERS
+
+__all__ = ["DeadLetters", "ensure_topics", "make_producer", "topic_specs"]
+
+log = get_logger(__name__)
+
+NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
+
+
+def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        settings.case_events_topic: {
+            "partitions": settings.partitions,
+            "config": {"retention.ms": "-1", "retention.bytes": "-1"},
+        },
+        settings.dead_letter_topic: {
+            "partitions": 1,
+            "config": {"retention.ms": NINETY_DAYS_MS},
+        },
+    }
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Create missing topics; returns the names created. Existing topics with a
+    different partition count are reported, not changed: repartitioning would
+    break per-case ordering."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap, client_id="xinfang-admin"
+            )
+            break
+        except (KafkaConnectionError, KafkaTimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    created: list[str] = []
+    try:
+        existing = set(admin.list_topics())
+        specs = topic_specs(settings)
+        for name, spec in specs.items():
+            if name in existing:
+                parts = admin.describe_topics([name])[0]["partitions"]
+                if len(parts) != spec["partitions"]:
+                    log.warning(
+                        "topic partition count differs",
+                        topic=name,
+                        have=len(parts),
+                        want=spec["partitions"],
+                    )
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(name, spec["partitions"], 1, topic_configs=spec["config"])]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return created
+
+
+def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """Idempotent, acks=all: a retried send never duplicates within a session,
+    and nothing is acknowledged before the broker has it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+    )
+
+
+class DeadLetters:
+    """Sends what a consumer cannot handle to the dead-letter topic, with why.
+
+    It retries until Kafka takes the message: a dead letter is never dropped.
+    """
+
+    def __init__(self, service: str, producer: AIOKafkaProducer, topic: str) -> None:
+        self.service = service
+        self.producer = producer
+        self.topic = topic
+
+    async def send(
+        self,
+        *,
+        value: bytes | None,
+        key: bytes | None,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        error: BaseException,
+    ) -> None:
+        headers = [
+            ("x-service", self.service.encode()),
+            ("x-error-type", type(error).__name__.encode()),
+            ("x-error", str(error)[:2000].encode()),
+            ("x-source-topic", source_topic.encode()),
+            ("x-source-partition", str(partition).encode()),
+            ("x-source-offset", str(offset).encode()),
+        ]
+        delay = 0.5
+        while True:
+            try:
+                await self.producer.send_and_wait(self.topic, value=value, key=key, headers=headers)
+                break
+            except Exception as e:
+                log.error("dead-letter send failed, retrying", error=str(e))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        DEAD_LETTERS.labels(self.service).inc()
+        log.warning(
+            "dead-lettered",
+            source_partition=partition,
+            source_offset=offset,
+            error_type=type(error).__name__,
+            error=str(error)[:300],
+        )

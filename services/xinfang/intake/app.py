@@ -1,0 +1,179 @@
+"""Intake: registers petitions from every channel and publishes CaseRegistered.
+
+The case document and its CaseRegistered event are written in one insert (the
+event sits in the document's outbox); the relay publishes it. The sealed
+identity stays in this document and nowhere else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from bson.binary import Binary
+from pymongo.errors import DuplicateKeyError
+
+from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.codec import new_event, new_id, to_timestamp
+from xinfang.core.crypto import IdentityVault
+from xinfang.core.directory import Directory
+from xinfang.core.errors import InvalidArgument
+from xinfang.core.grpc_server import rpc
+from xinfang.core.mongo import Collection, upsert_by_id
+from xinfang.core.outbox import Outbox
+from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.intake.domain import Registration, validate
+from xinfang.intake.v1 import intake_pb2 as pb
+from xinfang.intake.v1 import intake_pb2_grpc as pb_grpc
+
+__all__ = ["SPEC", "Intake"]
+
+SERVICE = "intake"
+_CASE_NS = uuid.UUID("6f1c8f5e-3c1e-4a55-9a43-0b7e0e4b6a11")
+
+
+class Intake:
+    def __init__(
+        self,
+        cases: Collection,
+        petitioners: Collection,
+        outbox: Outbox,
+        directory: Directory,
+        vault: IdentityVault,
+        wake: Callable[[], None],
+    ) -> None:
+        self.cases = cases
+        self.petitioners = petitioners
+        self.outbox = outbox
+        self.directory = directory
+        self.vault = vault
+        self.wake = wake
+
+    async def register(self, req: pb.RegisterPetitionRequest) -> pb.RegisterPetitionResponse:
+        district_id = req.district_id.strip()
+        if not district_id:
+            raise InvalidArgument("district_id", "is required")
+        district = await self.directory.find(district_id)
+        if district is None:
+            raise InvalidArgument("district_id", f"unknown district {district_id!r}")
+        if len(req.request_id) > 128:
+            raise InvalidArgument("request_id", "at most 128 characters")
+        reg = validate(req, district, datetime.now(UTC))
+        case_id = (
+            str(uuid.uuid5(_CASE_NS, f"{district_id}/{req.request_id}"))
+            if req.request_id
+            else new_id()
+        )
+        existing = await self.cases.find_one({"_id": case_id}, {"kind": 1, "district_id": 1})
+        if existing is not None and existing["district_id"] == district_id:
+            return pb.RegisterPetitionResponse(
+                case_id=case_id, created=False, kind=existing["kind"]
+            )
+        ref = self.vault.pseudonym(district_id, reg.identity)
+        # "same petitioner, same matter": keyed by pseudonym and category, so the
+        # lookup is one read by _id (see core.mongo on why that matters)
+        matter_id = f"{district_id}:{ref}:{reg.category}"
+        previous = await self.petitioners.find_one({"_id": matter_id})
+        kind = ev.PETITION_KIND_REPEAT if previous else ev.PETITION_KIND_FIRST
+        event = self._event(case_id, reg, ref, kind, previous["last_case_id"] if previous else "")
+        sealed = self.vault.seal(district_id, case_id, reg.identity)
+        doc = {
+            "_id": case_id,
+            "district_id": district_id,
+            "request_id": req.request_id,
+            "version": 1,
+            "status": "registered",
+            "kind": kind,
+            "petitioner_ref": ref,
+            "category": reg.category,
+            "township_id": reg.township_id,
+            "received_at": reg.received_at,
+            "registered_at": datetime.now(UTC),
+            "identity": {
+                "nonce": Binary(sealed.nonce),
+                "ct": Binary(sealed.ciphertext),
+                "kv": sealed.key_version,
+            },
+        }
+        staged = await self.outbox.stage(self.cases, case_id, [event])
+        doc["outbox"] = {k.split(".", 1)[1]: v for k, v in staged.items()}
+        try:
+            await self.cases.insert_one(doc)
+        except DuplicateKeyError:  # the same request raced us; it won
+            return pb.RegisterPetitionResponse(case_id=case_id, created=False, kind=kind)
+        self.wake()
+        await upsert_by_id(
+            self.petitioners,
+            matter_id,
+            {"$set": {"last_case_id": case_id, "district_id": district_id}, "$inc": {"count": 1}},
+        )
+        return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
+
+    @staticmethod
+    def _event(
+        case_id: str, reg: Registration, ref: str, kind: int, previous_case_id: str
+    ) -> ev.CaseEvent:
+        return new_event(
+            case_id=case_id,
+            district_id=reg.district_id,
+            producer=SERVICE,
+            case_version=1,
+            occurred_at=reg.received_at,
+            registered=ev.CaseRegistered(
+                channel=reg.channel,  # type: ignore[arg-type]
+                township_id=reg.township_id,
+                village_id=reg.village_id,
+                category=reg.category,
+                content=reg.content,
+                people_count=reg.people_count,
+                received_at=to_timestamp(reg.received_at),
+                source=reg.source,  # type: ignore[arg-type]
+                batch_id=reg.batch_id,
+                petitioner_ref=ref,
+                kind=kind,  # type: ignore[arg-type]
+                previous_case_id=previous_case_id,
+                group=reg.group,
+                representatives=reg.representatives,
+                oral=reg.oral,
+                escalated=reg.escalated,
+            ),
+        )
+
+
+class IntakeServicer(pb_grpc.IntakeServiceServicer):
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    @rpc(SERVICE)
+    async def RegisterPetition(
+        self, request: pb.RegisterPetitionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterPetitionResponse:
+        return await self.intake.register(request)
+
+
+async def _setup(rt: Runtime) -> Handler | None:
+    vault = IdentityVault(rt.settings.identity_key_bytes)
+    intake = Intake(
+        rt.db["cases"],
+        rt.db["petitioner_matters"],
+        rt.outbox,
+        Directory(rt.database("directory")),
+        vault,
+        rt.wake_relay,
+    )
+    rt.grpc.add(
+        pb_grpc.add_IntakeServiceServicer_to_server,
+        IntakeServicer(intake),
+        pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,
+    )
+    return None
+
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    consumes=False,
+    setup=_setup,
+    outbox_collections=lambda rt: [rt.db["cases"]],
+)
