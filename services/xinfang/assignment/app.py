@@ -163,7 +163,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    a = Assignment(rt.db["cases"], rt.outbox, Directory(rt.database("directory")))
+    a = Assignment(rt.db["cases"], rt.outbox, rt.directory)
     rt.grpc.add(
         pb_grpc.add_AssignmentServiceServicer_to_server,
         AssignmentServicer(a),

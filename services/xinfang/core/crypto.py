@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["Identity", "IdentityVault", "SealedIdentity"]
+__all__ = ["Identity", "IdentityVault", "SealedIdentity", "normalize_phone"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ class IdentityVault:
     def pseudonym(self, district_id: str, identity: Identity) -> str:
         """Stable per district: the same person gets the same reference, so
         first/repeat petitions can be told apart without knowing who."""
-        basis = identity.id_number.upper() or _digits(identity.phone) or _norm(identity.name)
+        basis = (
+            identity.id_number.upper() or normalize_phone(identity.phone) or _norm(identity.name)
+        )
         mac = hmac.new(self._key(district_id, "pseudonym"), basis.encode(), hashlib.sha256)
         return "p_" + mac.hexdigest()[:32]
 
@@ -81,8 +83,13 @@ class IdentityVault:
         return Identity(**json.loads(pt))
 
 
-def _digits(s: str) -> str:
-    return "".join(ch for ch in s if ch.isdigit())
+def normalize_phone(s: str) -> str:
+    """Digits only, without China's country code, so "+86 138 0013 8000" and
+    "13800138000" are one number (and one pseudonym)."""
+    digits = "".join(ch for ch in s if ch.isdigit())
+    if s.strip().startswith("+86") or (len(digits) == 13 and digits.startswith("86")):
+        digits = digits[2:]
+    return digits
 
 
 def _norm(s: str) -> str:

@@ -128,11 +128,7 @@ def parse_district(doc: dict[str, Any]) -> District:
     for name, spec in (doc.get("limits") or {}).items():
         if name not in DEFAULT_LIMITS:
             raise InvalidArgument(f"limits.{name}", "unknown time limit")
-        limits[name] = Limit(
-            int(spec["days"]),
-            DayType(spec.get("day_type", "calendar")),
-            int(spec.get("warn_days", 3)),
-        )
+        limits[name] = _parse_limit(name, spec)
     cal = doc.get("calendar") or {}
     try:
         calendar = WorkCalendar.with_overrides(
@@ -153,3 +149,25 @@ def parse_district(doc: dict[str, Any]) -> District:
         calendar=calendar,
         version=int(doc.get("version", 1)),
     )
+
+
+def _parse_limit(name: str, spec: Any) -> Limit:
+    where = f"limits.{name}"
+    if not isinstance(spec, dict):
+        raise InvalidArgument(where, "must be an object with days, day_type, warn_days")
+    try:
+        days = int(spec["days"])
+        day_type = DayType(spec.get("day_type", "calendar"))
+        warn = int(spec.get("warn_days", min(3, days - 1)))
+    except KeyError as e:
+        raise InvalidArgument(f"{where}.days", "is required") from e
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(
+            where,
+            f"days and warn_days are whole numbers, day_type 'calendar' or 'working': {e}",
+        ) from e
+    if days < 1:
+        raise InvalidArgument(f"{where}.days", "must be at least 1")
+    if not 0 <= warn < days:
+        raise InvalidArgument(f"{where}.warn_days", "must be at least 0 and less than days")
+    return Limit(days, day_type, warn)

@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import DecodeFailed, decode_event, payload_name
 from xinfang.core.config import Settings
+from xinfang.core.directory import Directory
 from xinfang.core.grpc_server import GrpcServer
 from xinfang.core.kafka import DeadLetters, make_producer
 from xinfang.core.logging import configure, get_logger
@@ -101,6 +102,7 @@ class Runtime:
             self.service, self.producer, self.settings.dead_letter_topic
         )
         self._outbox = Outbox(self.db)
+        self.directory = Directory(self.database("directory"))
         self.handler = await self.spec.setup(self)
         colls = self.spec.outbox_collections(self)
         if colls:
@@ -176,6 +178,9 @@ class Runtime:
         delay = 0.2
         while True:
             try:
+                # an event of a district this deployment does not know is not
+                # processed anywhere: it is dead-lettered (NotFound) by every consumer
+                await self.directory.get(event.district_id)
                 return await self.handler(event, pos)
             except TRANSIENT_ERRORS as e:
                 log.warning("store unavailable, retrying", error=str(e), event_id=event.event_id)

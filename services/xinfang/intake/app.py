@@ -159,7 +159,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         rt.db["cases"],
         rt.db["petitioner_matters"],
         rt.outbox,
-        Directory(rt.database("directory")),
+        rt.directory,
         vault,
         rt.wake_relay,
     )

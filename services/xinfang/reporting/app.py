@@ -100,7 +100,7 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    r = Reporting(rt.db["cases"], rt.db["counters"], Directory(rt.database("directory")))
+    r = Reporting(rt.db["cases"], rt.db["counters"], rt.directory)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),

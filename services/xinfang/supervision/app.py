@@ -220,7 +220,7 @@ async def _refresh_metrics(metrics: ClockMetrics, sup: Supervision, every: float
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    sup = Supervision(rt.db["clocks"], rt.db["clock_stats"], Directory(rt.database("directory")))
+    sup = Supervision(rt.db["clocks"], rt.db["clock_stats"], rt.directory)
     rt.grpc.add(
         pb_grpc.add_SupervisionServiceServicer_to_server,
         SupervisionServicer(sup),
