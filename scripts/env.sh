@@ -1,6 +1,23 @@
 # Shared settings for the local stack; sourced by the other scripts.
 # Every value can be overridden from the environment.
 XINFANG_ROOT=${XINFANG_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+
+# isolated_stack NAME BASE: a stack of its own (data under .local/NAME, ports
+# from BASE) for the tests and the benchmark, so a running demo is left alone.
+# The download cache stays shared.
+isolated_stack() {
+  local name=$1 b=$2
+  export XINFANG_CACHE=${XINFANG_CACHE:-$XINFANG_ROOT/.local/cache}
+  export XINFANG_HOME=$XINFANG_ROOT/.local/$name
+  export XINFANG_KAFKA_PORT=$((b + 92)) XINFANG_KAFKA_CONTROLLER_PORT=$((b + 93))
+  export XINFANG_MONGO_PORT=$((b + 17)) XINFANG_PROMETHEUS_PORT=$((b + 90))
+  export XINFANG_INTAKE_GRPC=$((b + 61)) XINFANG_ASSIGNMENT_GRPC=$((b + 62))
+  export XINFANG_SUPERVISION_GRPC=$((b + 63)) XINFANG_REPORTING_GRPC=$((b + 64))
+  export XINFANG_INTAKE_METRICS=$((b + 71)) XINFANG_ASSIGNMENT_METRICS=$((b + 72))
+  export XINFANG_SUPERVISION_METRICS=$((b + 73)) XINFANG_REPORTING_METRICS=$((b + 74))
+  unset XINFANG_DATA XINFANG_LOGS XINFANG_KAFKA_BOOTSTRAP XINFANG_MONGO_URI XINFANG_PROMETHEUS_URL
+  source "$XINFANG_ROOT/scripts/env.sh"
+}
 XINFANG_HOME=${XINFANG_HOME:-$XINFANG_ROOT/.local}       # caches, data, logs (git-ignored)
 XINFANG_CACHE=${XINFANG_CACHE:-$XINFANG_HOME/cache}      # kafka jars, ferretdb binary
 XINFANG_DATA=${XINFANG_DATA:-$XINFANG_HOME/data}

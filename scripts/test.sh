@@ -8,15 +8,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# a separate home and ports for the test stack; the download cache is shared
-export XINFANG_CACHE=${XINFANG_CACHE:-$root/.local/cache}
-export XINFANG_HOME=${XINFANG_TEST_HOME:-$root/.local/test}
-export XINFANG_KAFKA_PORT=29092 XINFANG_KAFKA_CONTROLLER_PORT=29093
-export XINFANG_MONGO_PORT=28018 XINFANG_PROMETHEUS_PORT=29090
-export XINFANG_INTAKE_GRPC=51061 XINFANG_ASSIGNMENT_GRPC=51062
-export XINFANG_SUPERVISION_GRPC=51063 XINFANG_REPORTING_GRPC=51064
-export XINFANG_INTAKE_METRICS=9261 XINFANG_ASSIGNMENT_METRICS=9262
-export XINFANG_SUPERVISION_METRICS=9263 XINFANG_REPORTING_METRICS=9264
+XINFANG_ROOT=$root
+source "$root/scripts/env.sh"
+isolated_stack test 29000
 export XINFANG_METRICS_REFRESH_SECONDS=1
 source "$root/scripts/env.sh"
 

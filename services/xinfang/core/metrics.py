@@ -12,6 +12,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "CONSUMER_EVENTS",
+    "CONSUMER_LAG",
     "CONSUMER_LAST_OFFSET",
     "CONSUMER_LAST_PROCESSED",
     "DEAD_LETTERS",
@@ -39,6 +40,12 @@ DEAD_LETTERS = Counter(
     "xinfang_dead_letters_total",
     "Messages a consumer could not handle and sent to the dead-letter topic",
     ["service"],
+)
+CONSUMER_LAG = Histogram(
+    "xinfang_consumer_lag_seconds",
+    "Time from an event being recorded to a consumer having applied it",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 OUTBOX_PUBLISHED = Counter(
     "xinfang_outbox_published_total",

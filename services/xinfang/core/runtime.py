@@ -30,6 +30,7 @@ from xinfang.core.kafka import DeadLetters, make_producer
 from xinfang.core.logging import configure, get_logger
 from xinfang.core.metrics import (
     CONSUMER_EVENTS,
+    CONSUMER_LAG,
     CONSUMER_LAST_OFFSET,
     CONSUMER_LAST_PROCESSED,
     serve_metrics,
@@ -161,6 +162,10 @@ class Runtime:
             outcome = "dead_letter"
         else:
             outcome = await self._handle(event, value, key, topic, Position(partition, offset))
+            if outcome == "applied":
+                CONSUMER_LAG.labels(self.service).observe(
+                    max(0.0, time.time() - event.recorded_at.ToNanoseconds() / 1e9)
+                )
         CONSUMER_EVENTS.labels(self.service, payload, outcome).inc()
         CONSUMER_LAST_OFFSET.labels(self.service, str(partition)).set(offset)
         CONSUMER_LAST_PROCESSED.labels(self.service).set(time.time())

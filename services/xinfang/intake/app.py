@@ -7,7 +7,6 @@ identity stays in this document and nowhere else.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -24,14 +23,13 @@ from xinfang.core.grpc_server import rpc
 from xinfang.core.mongo import Collection, upsert_by_id
 from xinfang.core.outbox import Outbox
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
-from xinfang.intake.domain import Registration, validate
+from xinfang.intake.domain import Registration, case_id_for, validate
 from xinfang.intake.v1 import intake_pb2 as pb
 from xinfang.intake.v1 import intake_pb2_grpc as pb_grpc
 
 __all__ = ["SPEC", "Intake"]
 
 SERVICE = "intake"
-_CASE_NS = uuid.UUID("6f1c8f5e-3c1e-4a55-9a43-0b7e0e4b6a11")
 
 
 class Intake:
@@ -61,11 +59,7 @@ class Intake:
         if len(req.request_id) > 128:
             raise InvalidArgument("request_id", "at most 128 characters")
         reg = validate(req, district, datetime.now(UTC))
-        case_id = (
-            str(uuid.uuid5(_CASE_NS, f"{district_id}/{req.request_id}"))
-            if req.request_id
-            else new_id()
-        )
+        case_id = case_id_for(district_id, req.request_id) if req.request_id else new_id()
         existing = await self.cases.find_one({"_id": case_id}, {"kind": 1, "district_id": 1})
         if existing is not None and existing["district_id"] == district_id:
             return pb.RegisterPetitionResponse(

@@ -8,6 +8,7 @@ ever stored or published.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_CONTENT_CHARS",
     "MAX_REPRESENTATIVES",
     "Registration",
+    "case_id_for",
     "valid_id_number",
     "valid_phone",
     "validate",
@@ -39,6 +41,15 @@ _ID_RE = re.compile(r"^\d{17}[\dX]$")
 _MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 _BATCH_RE = re.compile(r"^[\w.-]{1,64}$")
+
+
+_CASE_NS = uuid.UUID("6f1c8f5e-3c1e-4a55-9a43-0b7e0e4b6a11")
+
+
+def case_id_for(district_id: str, request_id: str) -> str:
+    """The case id a client's request id maps to, so a retried registration
+    finds the case the first attempt created."""
+    return str(uuid.uuid5(_CASE_NS, f"{district_id}/{request_id}"))
 
 
 def valid_id_number(s: str) -> bool:

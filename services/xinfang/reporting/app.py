@@ -7,6 +7,7 @@ a redelivery or a replay changes no figure.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -42,11 +43,19 @@ class Reporting:
         if contrib is None:
             return "ignored"
         at, inc = contrib
+        kind = event.WhichOneof("payload")
         applied = await apply_once(
             self.cases,
             event.case_id,
             event.event_id,
-            {"$set": {"district_id": event.district_id, f"seen.{event.WhichOneof('payload')}": at}},
+            {
+                "$set": {
+                    "district_id": event.district_id,
+                    f"seen.{kind}": at,
+                    # when the read model showed it: the benchmark's end point
+                    f"applied_at.{kind}": datetime.now(UTC),
+                }
+            },
             pos,
         )
         if applied.here:
