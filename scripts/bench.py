@@ -82,7 +82,7 @@ def broker_ceiling(settings: Settings, records: int, size: int) -> tuple[float, 
     return produce, consume
 
 
-async def run(n: int, concurrency: int, seed: int) -> None:
+async def run(n: int, concurrency: int, seed: int, rate: float) -> None:
     settings = Settings()
     district = sample_district(seed, district_id=f"bench-{uuid.uuid4().hex[:8]}")
     did = district["district_id"]
@@ -104,11 +104,17 @@ async def run(n: int, concurrency: int, seed: int) -> None:
         for r in reqs
     ]  # fmt: skip
     target = f"{settings.grpc_host}:{settings.reporting_grpc}"
-    print(f"benchmark: {n} petitions, concurrency {concurrency}, {settings.partitions} partitions")
+    offered = f"offered at {rate:g}/s" if rate else "as fast as intake takes them"
+    print(f"benchmark: {n} petitions {offered}, concurrency {concurrency}, "
+          f"{settings.partitions} partitions")  # fmt: skip
     wall0 = time.time()
     t0 = time.perf_counter()
     created, submit_perf = await submit_all(
-        f"{settings.grpc_host}:{settings.intake_grpc}", reqs, concurrency, progress=False
+        f"{settings.grpc_host}:{settings.intake_grpc}",
+        reqs,
+        concurrency,
+        progress=False,
+        rate=rate,
     )
     t_submitted = time.perf_counter()
     assert created == n, f"only {created} of {n} registered"
@@ -154,8 +160,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--rate", type=float, default=0, help="offered petitions/s (0: no limit)")
     a = p.parse_args()
-    asyncio.run(run(a.n, a.concurrency, a.seed))
+    asyncio.run(run(a.n, a.concurrency, a.seed, a.rate))
 
 
 if __name__ == "__main__":

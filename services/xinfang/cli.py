@@ -97,14 +97,17 @@ async def submit_all(
     requests: Sequence[ipb.RegisterPetitionRequest],
     concurrency: int = 32,
     progress: bool = True,
+    rate: float = 0,
 ) -> tuple[int, list[float]]:
-    """Register petitions over gRPC; returns (newly created, submit times)."""
+    """Register petitions over gRPC; returns (newly created, submit times).
+    ``rate`` > 0 paces submissions (petitions per second) for latency runs."""
     created = 0
     times: list[float] = [0.0] * len(requests)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(requests)):
         queue.put_nowait(i)
     bar = tqdm(total=len(requests), disable=not progress, unit="件", file=sys.stderr)
+    t_start = time.perf_counter()
     async with grpc.aio.insecure_channel(target) as channel:
         stub = igrpc.IntakeServiceStub(channel)
 
@@ -112,6 +115,8 @@ async def submit_all(
             nonlocal created
             while not queue.empty():
                 i = queue.get_nowait()
+                if rate:
+                    await asyncio.sleep(max(0.0, t_start + i / rate - time.perf_counter()))
                 times[i] = time.perf_counter()
                 resp = await stub.RegisterPetition(requests[i], timeout=30)
                 created += int(resp.created)

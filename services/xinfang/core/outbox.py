@@ -148,6 +148,6 @@ class OutboxRelay:
                 # a write still in progress: keep it until it is clearly orphaned
                 if p["_id"] in sent or p["at"] < stale:
                     done.append(p["_id"])
-        for pid in done:
-            await self.pointers.delete_one({"_id": pid})
+        if done:  # the pointer collection is small: one $in scan beats one call each
+            await self.pointers.delete_many({"_id": {"$in": done}})
         return len(ptrs)
