@@ -6,6 +6,8 @@
                                     feed the sample district's petitions
                                     through the running services, print what came out
     xinfang summary DISTRICT PERIOD [--lang zh|en]
+    xinfang import FILE [--district D] [--format csv|jsonl] [--rejects OUT.csv]
+                                    register a batch of petitions, report rejected rows
 
 User-facing text is Chinese by default; ``--lang en`` gives English.
 """
@@ -30,6 +32,7 @@ from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
+from xinfang.intake import bulk
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.v1 import reporting_pb2 as rpb
@@ -258,6 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sm.add_argument("district_id")
     sm.add_argument("period", help="YYYY, YYYY-Qn or YYYY-MM")
     sm.add_argument("--lang", choices=["zh", "en"], default="zh")
+    im = sub.add_parser("import", help="register a batch of petitions from CSV or JSON lines")
+    im.add_argument("file")
+    im.add_argument("--district", help="district of rows that do not name one")
+    im.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
+    im.add_argument("--concurrency", type=int, default=16)
+    im.add_argument("--rejects", help="write rejected rows (line, reason) to this CSV")
+    im.add_argument("--lang", choices=["zh", "en"], default="zh")
     a = p.parse_args(argv)
     settings = Settings()
     if a.cmd == "district" and a.dcmd == "sample":
@@ -279,6 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(render_summary(s, {}, a.lang))
         return 0
+    if a.cmd == "import":
+        return bulk.run_import(
+            a.file,
+            target=f"{settings.grpc_host}:{settings.intake_grpc}",
+            district_id=a.district,
+            fmt=a.format,
+            concurrency=a.concurrency,
+            rejects=a.rejects,
+            lang=a.lang,
+        )
     return 2
 
 

@@ -1,32 +1,40 @@
-"""Assignment: routes each registered case to the unit that must solve it.
+"""Assignment: routes each registered case and carries it through its
+statutory life (accept, object, tiers, leader packages, extension, reply,
+rating, review, re-review, backflow).
 
-Consumes CaseRegistered, decides with the district's routing table and
-publishes CaseRouted through its own outbox, in the same single-document
-write that records the decision and that the registration was processed.
+Commands arrive over gRPC; registrations and breaches arrive as events. Both
+go through one path: load the case, ``lifecycle.decide``, commit the events
+with optimistic versioning (``store.CaseStore``), publish through the outbox.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
+from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.routing import DECISIONS, route
+from xinfang.assignment.store import CaseStore
 from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.codec import new_event
+from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.errors import Conflict, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
-from xinfang.core.mongo import Collection, Position, apply_once
-from xinfang.core.outbox import Outbox
+from xinfang.core.mongo import Collection, Position, upsert_by_id
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 
 __all__ = ["SPEC", "Assignment", "NoRoutingRule"]
 
 SERVICE = "assignment"
 _DECISION_NAMES = {v: k for k, v in DECISIONS.items()}
+ROLES = frozenset({"office", "unit", "leader", "supervisor", "system"})
+_SYSTEM = ev.Actor(user_id="assignment", role="system")
 
 
 class NoRoutingRule(LookupError):
@@ -34,64 +42,146 @@ class NoRoutingRule(LookupError):
 
 
 class Assignment:
-    def __init__(self, cases: Collection, outbox: Outbox, directory: Directory) -> None:
-        self.cases = cases
-        self.outbox = outbox
+    def __init__(self, store: CaseStore, loads: Collection, directory: Directory) -> None:
+        self.store = store
+        self.loads = loads
         self.directory = directory
 
+    # ---- events from other services ----------------------------------------
+
     async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
-        if event.WhichOneof("payload") != "registered":
-            return "ignored"
-        reg = event.registered
+        kind = event.WhichOneof("payload")
+        if kind == "registered":
+            return await self._registered(event)
+        if kind == "deadline_breached" and event.deadline_breached.clock == ev.CLOCK_KIND_TIER:
+            return await self._tier_breached(event)
+        return "ignored"
+
+    async def _registered(self, event: ev.CaseEvent) -> str:
+        first = await self.store.first_event_id(event.case_id)
+        if first is not None:
+            if first != event.event_id:
+                raise Conflict(f"case {event.case_id} was registered by another event ({first})")
+            return "duplicate"
         district = await self.directory.get(event.district_id)
-        row = route(district.routing, reg.category, reg.township_id)
+        state = lc.from_registration(event)
+        row = route(district.routing, state.category, state.township_id)
         if row is None:
             raise NoRoutingRule(
                 f"district {event.district_id}: no routing row for category "
-                f"{reg.category!r} / township {reg.township_id!r}"
+                f"{state.category!r} / township {state.township_id!r}"
             )
-        routed = new_event(
-            case_id=event.case_id,
-            district_id=event.district_id,
-            producer=SERVICE,
-            case_version=1,
-            routed=ev.CaseRouted(
+        routed = self._event(
+            state,
+            1,
+            ev.CaseRouted(
                 decision=DECISIONS[row.decision],
                 unit_id=row.unit_id,
                 rule_id=row.rule_id,
                 rules_version=district.version,
             ),
+            _SYSTEM,
+        )
+        new_state = lc.apply(state, routed)
+        try:
+            await self.store.commit(None, [event, routed], new_state, publish=[routed])
+        except Conflict:
+            if await self.store.first_event_id(event.case_id) == event.event_id:
+                return "duplicate"  # a concurrent redelivery won
+            raise
+        return "applied"
+
+    async def _tier_breached(self, event: ev.CaseEvent) -> str:
+        state = await self.store.load(event.district_id, event.case_id)
+        if event.event_id in state.inputs:
+            return "duplicate"
+        if state.status is not lc.Status.ACCEPTED or state.tier != event.deadline_breached.tier:
+            return "ignored"  # the case moved on before the breach was seen
+        await self.execute(
+            event.district_id,
+            event.case_id,
+            lc.Escalate(reason="tier time box ran out", on_breach=True),
+            _SYSTEM,
+            input_event=event.event_id,
+        )
+        return "applied"
+
+    # ---- commands -------------------------------------------------------------
+
+    async def execute(
+        self,
+        district_id: str,
+        case_id: str,
+        cmd: lc.Command,
+        actor: ev.Actor,
+        expected_version: int = 0,
+        input_event: str = "",
+    ) -> lc.CaseState:
+        district = await self.directory.get(district_id)
+        state = await self.store.load(district_id, case_id)
+        if expected_version and expected_version != state.version:
+            raise Conflict(
+                f"expected_version: case {case_id} is at version {state.version}, "
+                f"not {expected_version}"
+            )
+        loads = await self.loads.find_one({"_id": district_id}) or {}
+        ctx = lc.Ctx(
+            district=district,
+            now=datetime.now(UTC),
+            role=actor.role,
+            unit_id=actor.unit_id,
+            leader_load=loads.get("open", {}),
+        )
+        payloads = lc.decide(state, cmd, ctx)
+        events = [self._event(state, i + 1, p, actor) for i, p in enumerate(payloads)]
+        new_state = reduce(lc.apply, events, state)
+        if input_event:
+            new_state = lc.replace_inputs(new_state, input_event)
+        await self.store.commit(state, events, new_state, publish=events)
+        await self._count_packages(state, new_state)
+        return new_state
+
+    async def _count_packages(self, before: lc.CaseState, after: lc.CaseState) -> None:
+        """Open packages per leader, for load balancing. A heuristic, written
+        after the case: a crash in between only skews the balance a little."""
+        inc: dict[str, int] = {}
+        if after.leader_id != before.leader_id:
+            if before.leader_id and before.status is lc.Status.ACCEPTED:
+                inc[f"open.{before.leader_id}"] = -1
+            if after.leader_id:
+                inc[f"open.{after.leader_id}"] = 1
+        elif after.leader_id and (before.status is lc.Status.ACCEPTED) != (
+            after.status is lc.Status.ACCEPTED
+        ):
+            inc[f"open.{after.leader_id}"] = 1 if after.status is lc.Status.ACCEPTED else -1
+        if inc:
+            await upsert_by_id(self.loads, after.district_id, {"$inc": inc})
+
+    @staticmethod
+    def _event(state: lc.CaseState, step: int, payload: Message, actor: ev.Actor) -> ev.CaseEvent:
+        return new_event(
+            case_id=state.case_id,
+            district_id=state.district_id,
+            producer=SERVICE,
+            case_version=state.version + step,
+            actor=actor,
+            payload=payload,
         )
 
-        async def update() -> dict[str, Any]:
-            staged = await self.outbox.stage(self.cases, event.case_id, [routed])
-            return {
-                "$set": {
-                    "district_id": event.district_id,
-                    "unit_id": row.unit_id,
-                    "decision": row.decision,
-                    "rule_id": row.rule_id,
-                    "rules_version": district.version,
-                    "status": "routed",
-                    "version": 1,
-                    **staged,
-                }
-            }
-
-        applied = await apply_once(self.cases, event.case_id, event.event_id, update, pos)
-        return "applied" if applied.first else "duplicate"
+    async def view(self, district_id: str, case_id: str) -> pb.CaseView:
+        return to_view(await self.store.load(district_id, case_id))
 
     async def get(self, district_id: str, case_id: str) -> pb.Assignment:
-        doc = await self.cases.find_one({"_id": case_id})
-        if doc is None or doc["district_id"] != district_id:
+        state = await self.store.find(district_id, case_id)
+        if state is None or not state.unit_id:
             raise NotFound(f"case_id: no assignment for case {case_id!r} in {district_id!r}")
         return pb.Assignment(
             case_id=case_id,
             district_id=district_id,
-            unit_id=doc["unit_id"],
-            decision=DECISIONS[doc["decision"]],
-            rule_id=doc["rule_id"],
-            rules_version=doc["rules_version"],
+            unit_id=state.unit_id,
+            decision=state.decision,  # type: ignore[arg-type]
+            rule_id=state.rule_id,
+            rules_version=state.rules_version,
         )
 
     async def set_rules(self, req: pb.SetRoutingRulesRequest) -> int:
@@ -139,9 +229,52 @@ class Assignment:
         )
 
 
+def _ts(dt: datetime | None) -> Any:
+    return to_timestamp(dt) if dt is not None else None
+
+
+def to_view(s: lc.CaseState) -> pb.CaseView:
+    return pb.CaseView(
+        case_id=s.case_id,
+        district_id=s.district_id,
+        version=s.version,
+        status=s.status.value,
+        unit_id=s.unit_id,
+        decision=s.decision,  # type: ignore[arg-type]
+        tier=s.tier,  # type: ignore[arg-type]
+        leader_id=s.leader_id,
+        notice_sent=s.notice_sent,
+        extension_days=s.extension_days,
+        resolved=s.resolved,
+        rating=s.rating,  # type: ignore[arg-type]
+        backflow_count=s.backflow_count,
+        objected_units=list(s.objected_units),
+        received_at=_ts(s.received_at),
+        routed_at=_ts(s.routed_at),
+        accepted_at=_ts(s.accepted_at),
+        replied_at=_ts(s.replied_at),
+    )
+
+
+def _check_ctx(c: pb.CommandContext) -> None:
+    if not c.district_id:
+        raise InvalidArgument("ctx.district_id", "is required")
+    if not c.case_id:
+        raise InvalidArgument("ctx.case_id", "is required")
+    if c.actor.role not in ROLES - {"system"}:
+        raise InvalidArgument("ctx.actor.role", "office, unit, leader or supervisor")
+    if not c.actor.user_id:
+        raise InvalidArgument("ctx.actor.user_id", "is required")
+
+
 class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     def __init__(self, assignment: Assignment) -> None:
         self.a = assignment
+
+    async def _run(self, c: pb.CommandContext, cmd: lc.Command) -> pb.CaseView:
+        _check_ctx(c)
+        state = await self.a.execute(c.district_id, c.case_id, cmd, c.actor, c.expected_version)
+        return to_view(state)
 
     @rpc(SERVICE)
     async def SetRoutingRules(
@@ -161,22 +294,116 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     ) -> pb.Assignment:
         return await self.a.get(request.district_id, request.case_id)
 
+    @rpc(SERVICE)
+    async def RouteCase(
+        self, request: pb.RouteCaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        cmd = lc.RouteCase(request.decision, request.unit_id, request.reason)
+        return await self._run(request.ctx, cmd)
+
+    @rpc(SERVICE)
+    async def SendNotice(
+        self, request: pb.SendNoticeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.SendNotice())
+
+    @rpc(SERVICE)
+    async def AcceptCase(
+        self, request: pb.AcceptCaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.AcceptCase())
+
+    @rpc(SERVICE)
+    async def ObjectRemit(
+        self, request: pb.ObjectRemitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.ObjectRemit(request.reason))
+
+    @rpc(SERVICE)
+    async def Escalate(
+        self, request: pb.EscalateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.Escalate(request.reason))
+
+    @rpc(SERVICE)
+    async def AssignLeaderPackage(
+        self, request: pb.AssignLeaderPackageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.AssignLeader(request.leader_id))
+
+    @rpc(SERVICE)
+    async def RecordVisitOut(
+        self, request: pb.RecordVisitOutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        if not request.HasField("visited_at"):
+            raise InvalidArgument("visited_at", "is required")
+        when = request.visited_at.ToDatetime(tzinfo=UTC)
+        return await self._run(request.ctx, lc.RecordVisitOut(request.leader_id, when))
+
+    @rpc(SERVICE)
+    async def ExtendHandling(
+        self, request: pb.ExtendHandlingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        cmd = lc.ExtendHandling(request.days, request.approver_id, request.reason)
+        return await self._run(request.ctx, cmd)
+
+    @rpc(SERVICE)
+    async def Reply(
+        self, request: pb.ReplyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.Reply(request.resolved))
+
+    @rpc(SERVICE)
+    async def RateSatisfaction(
+        self, request: pb.RateSatisfactionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.RateSatisfaction(request.rating))
+
+    @rpc(SERVICE)
+    async def RequestReview(
+        self, request: pb.RequestReviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.RequestReview(request.rereview))
+
+    @rpc(SERVICE)
+    async def DecideReview(
+        self, request: pb.DecideReviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.DecideReview(request.upheld, request.rereview))
+
+    @rpc(SERVICE)
+    async def ReopenBackflow(
+        self, request: pb.ReopenBackflowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.ReopenBackflow(request.reason))
+
+    @rpc(SERVICE)
+    async def GetCase(
+        self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        if not request.district_id:
+            raise InvalidArgument("district_id", "is required")
+        return await self.a.view(request.district_id, request.case_id)
+
+    @rpc(SERVICE)
+    async def GetTimeline(
+        self, request: pb.GetTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Timeline:
+        if not request.district_id:
+            raise InvalidArgument("district_id", "is required")
+        events = await self.a.store.timeline(request.district_id, request.case_id)
+        return pb.Timeline(case_id=request.case_id, events=events)
+
 
 async def _setup(rt: Runtime) -> Handler | None:
-    a = Assignment(rt.db["cases"], rt.outbox, rt.directory)
+    store = CaseStore(rt.db["cases"], rt.db["case_records"], rt.outbox, rt.wake_relay)
+    a = Assignment(store, rt.db["leader_load"], rt.directory)
     rt.grpc.add(
         pb_grpc.add_AssignmentServiceServicer_to_server,
         AssignmentServicer(a),
         pb.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
     )
-
-    async def handle(event: ev.CaseEvent, pos: Position) -> str:
-        outcome = await a.handle(event, pos)
-        if outcome == "applied":
-            rt.wake_relay()
-        return outcome
-
-    return handle
+    return a.handle
 
 
 SPEC = ServiceSpec(

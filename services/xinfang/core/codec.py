@@ -11,7 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from xinfang.case.v1 import events_pb2 as ev
@@ -23,6 +23,7 @@ __all__ = [
     "from_timestamp",
     "new_event",
     "new_id",
+    "payload_field",
     "payload_name",
     "to_timestamp",
 ]
@@ -53,6 +54,19 @@ def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+# payload message type -> its field name in the CaseEvent oneof
+PAYLOAD_FIELDS: dict[str, str] = {
+    f.message_type.full_name: f.name
+    for f in ev.CaseEvent.DESCRIPTOR.oneofs_by_name["payload"].fields
+    if f.message_type is not None
+}
+
+
+def payload_field(payload: Message) -> str:
+    """The oneof field a payload message goes in (``CaseAccepted`` -> ``accepted``)."""
+    return PAYLOAD_FIELDS[payload.DESCRIPTOR.full_name]
+
+
 def new_event(
     *,
     case_id: str,
@@ -62,10 +76,14 @@ def new_event(
     occurred_at: datetime | None = None,
     actor: ev.Actor | None = None,
     event_id: str | None = None,
-    **payload: object,
+    payload: Message | None = None,
+    **payload_by_name: Message,
 ) -> ev.CaseEvent:
-    """Wrap exactly one payload (e.g. ``registered=CaseRegistered(...)``) in an envelope."""
-    if len(payload) != 1:
+    """Wrap exactly one payload in an envelope: ``payload=CaseAccepted(...)``
+    or by its field name, ``accepted=CaseAccepted(...)``."""
+    if payload is not None:
+        payload_by_name[payload_field(payload)] = payload
+    if len(payload_by_name) != 1:
         raise ValueError("an event carries exactly one payload")
     if not case_id or not district_id:
         raise ValueError("case_id and district_id are required on every event")
@@ -78,7 +96,7 @@ def new_event(
         producer=producer,
         occurred_at=to_timestamp(occurred_at or now),
         recorded_at=to_timestamp(now),
-        **payload,  # type: ignore[arg-type]
+        **payload_by_name,  # type: ignore[arg-type]
     )
     if actor is not None:
         event.actor.CopyFrom(actor)

@@ -16,7 +16,17 @@ from typing import Any
 from xinfang.core.calendar import DayType, WorkCalendar
 from xinfang.core.errors import InvalidArgument
 
-__all__ = ["DEFAULT_LIMITS", "District", "Limit", "RoutingRow", "Unit", "parse_district"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "District",
+    "Leader",
+    "LeaderRules",
+    "Limit",
+    "Reception",
+    "RoutingRow",
+    "Unit",
+    "parse_district",
+]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -39,7 +49,50 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "review_decision": Limit(30, DayType.CALENDAR, 5),  # Art. 35
     "rereview_request": Limit(30, DayType.CALENDAR, 5),  # Art. 36
     "rereview_decision": Limit(30, DayType.CALENDAR, 5),  # Art. 36
+    # time boxes of the 民事直说 ladder: not in the statute, district practice;
+    # these defaults are ours (village at once, township within a set time)
+    "tier_village_mediation": Limit(7, DayType.CALENDAR, 2),
+    "tier_township": Limit(15, DayType.CALENDAR, 3),
+    "tier_township_joint_meeting": Limit(15, DayType.CALENDAR, 3),
+    "tier_township_leader_package": Limit(30, DayType.CALENDAR, 5),
+    "tier_district_leader_package": Limit(60, DayType.CALENDAR, 10),
 }
+
+
+@dataclass(frozen=True)
+class Leader:
+    leader_id: str
+    name: str
+    level: str  # "district" (县级领导) or "township"
+    township_id: str = ""
+
+
+@dataclass(frozen=True)
+class LeaderRules:
+    """Which cases a leader packages (领导包案) on acceptance, by rule (Art. 18)."""
+
+    group: bool = True  # 集体访
+    higher_level: bool = True  # 上级交办 backlog batches
+    escalated: bool = True  # 越级访
+    repeat_threshold: int = 3  # this many earlier petitions on the matter
+
+
+@dataclass(frozen=True)
+class Reception:
+    """Leader reception days (领导接访日): a weekly rota plus dated exceptions."""
+
+    weekday: int = 3  # Thursday
+    rota: tuple[str, ...] = ()
+    start: date = date(2026, 1, 1)
+    dates: tuple[tuple[date, str], ...] = ()
+
+    def leader_on(self, day: date) -> str | None:
+        for d, leader in self.dates:
+            if d == day:
+                return leader
+        if not self.rota or day.weekday() != self.weekday or day < self.start:
+            return None
+        return self.rota[((day - self.start).days // 7) % len(self.rota)]
 
 
 @dataclass(frozen=True)
@@ -69,6 +122,9 @@ class District:
     routing: tuple[RoutingRow, ...]
     limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    leaders: dict[str, Leader] = field(default_factory=dict)
+    leader_rules: LeaderRules = field(default_factory=LeaderRules)
+    reception: Reception = field(default_factory=Reception)
     version: int = 1
 
     def limit(self, name: str) -> Limit:
@@ -137,6 +193,18 @@ def parse_district(doc: dict[str, Any]) -> District:
         )
     except (TypeError, ValueError) as e:
         raise InvalidArgument("calendar", f"dates must be YYYY-MM-DD: {e}") from e
+    leaders = _parse_leaders(doc.get("leaders", []), townships)
+    rules_doc = doc.get("leader_rules") or {}
+    try:
+        leader_rules = LeaderRules(
+            group=bool(rules_doc.get("group", True)),
+            higher_level=bool(rules_doc.get("higher_level", True)),
+            escalated=bool(rules_doc.get("escalated", True)),
+            repeat_threshold=int(rules_doc.get("repeat_threshold", 3)),
+        )
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument("leader_rules.repeat_threshold", "must be a whole number") from e
+    reception = _parse_reception(doc.get("reception") or {}, leaders)
     return District(
         district_id=did,
         name=_req(doc, "name", "district"),
@@ -147,6 +215,9 @@ def parse_district(doc: dict[str, Any]) -> District:
         routing=tuple(routing),
         limits=limits,
         calendar=calendar,
+        leaders=leaders,
+        leader_rules=leader_rules,
+        reception=reception,
         version=int(doc.get("version", 1)),
     )
 
@@ -171,3 +242,36 @@ def _parse_limit(name: str, spec: Any) -> Limit:
     if not 0 <= warn < days:
         raise InvalidArgument(f"{where}.warn_days", "must be at least 0 and less than days")
     return Limit(days, day_type, warn)
+
+
+def _parse_leaders(items: Any, townships: dict[str, str]) -> dict[str, Leader]:
+    leaders: dict[str, Leader] = {}
+    for i, item in enumerate(items):
+        where = f"leaders[{i}]"
+        lid = _check_id(_req(item, "id", where), f"{where}.id")
+        level = item.get("level", "district")
+        if level not in ("district", "township"):
+            raise InvalidArgument(f"{where}.level", "is 'district' or 'township'")
+        tid = item.get("township_id", "")
+        if level == "township" and tid not in townships:
+            raise InvalidArgument(f"{where}.township_id", f"unknown township {tid!r}")
+        leaders[lid] = Leader(lid, _req(item, "name", where), level, tid)
+    return leaders
+
+
+def _parse_reception(doc: dict[str, Any], leaders: dict[str, Leader]) -> Reception:
+    try:
+        rota = tuple(doc.get("rota", []))
+        dates = tuple(
+            (date.fromisoformat(d), lid) for d, lid in sorted((doc.get("dates") or {}).items())
+        )
+        start = date.fromisoformat(doc.get("start", "2026-01-01"))
+        weekday = int(doc.get("weekday", 3))
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument("reception", f"dates are YYYY-MM-DD, weekday 0-6: {e}") from e
+    for lid in (*rota, *(lid for _, lid in dates)):
+        if lid not in leaders:
+            raise InvalidArgument("reception", f"unknown leader {lid!r}")
+    if not 0 <= weekday <= 6:
+        raise InvalidArgument("reception.weekday", "0 (Monday) to 6 (Sunday)")
+    return Reception(weekday=weekday, rota=rota, start=start, dates=dates)

@@ -71,7 +71,14 @@ class Intake:
         matter_id = f"{district_id}:{ref}:{reg.category}"
         previous = await self.petitioners.find_one({"_id": matter_id})
         kind = ev.PETITION_KIND_REPEAT if previous else ev.PETITION_KIND_FIRST
-        event = self._event(case_id, reg, ref, kind, previous["last_case_id"] if previous else "")
+        event = self._event(
+            case_id,
+            reg,
+            ref,
+            kind,
+            previous["last_case_id"] if previous else "",
+            int(previous.get("count", 0)) if previous else 0,
+        )
         sealed = self.vault.seal(district_id, case_id, reg.identity)
         doc = {
             "_id": case_id,
@@ -107,7 +114,12 @@ class Intake:
 
     @staticmethod
     def _event(
-        case_id: str, reg: Registration, ref: str, kind: int, previous_case_id: str
+        case_id: str,
+        reg: Registration,
+        ref: str,
+        kind: int,
+        previous_case_id: str,
+        repeat_count: int,
     ) -> ev.CaseEvent:
         return new_event(
             case_id=case_id,
@@ -132,6 +144,7 @@ class Intake:
                 representatives=reg.representatives,
                 oral=reg.oral,
                 escalated=reg.escalated,
+                repeat_count=repeat_count,
             ),
         )
 

@@ -53,6 +53,10 @@ _CATEGORIES: tuple[tuple[str, str, int], ...] = (
 )
 _UNKNOWN_CATEGORY_WEIGHT = 3
 
+_DISTRICT_LEADER_TITLES = (
+    "（区委书记）", "（区长）", "（区委副书记）", "（常务副区长）", "（政法委书记）", "（副区长）",
+)  # fmt: skip
+
 _DEPARTMENTS: tuple[tuple[str, str], ...] = (
     ("u-zjj", "区住房和城乡建设局"),
     ("u-zrzyj", "区自然资源局"),
@@ -289,6 +293,21 @@ def sample_district(seed: int = 7, district_id: str = "demo-district") -> dict[s
     ]
     routing.append({"rule_id": "r-default", "unit_id": "u-xfj", "decision": "forward"})
 
+    # county-level leaders who package cases and take the Thursday reception
+    # (领导接访日) in turn, and one leader per township for its own packages
+    leaders = [
+        {"id": f"l-d{i + 1}", "name": f"{rng.choice(_SURNAMES)}{title}", "level": "district"}
+        for i, title in enumerate(_DISTRICT_LEADER_TITLES)
+    ]
+    leaders += [
+        {
+            "id": f"l-{t['id']}",
+            "name": f"{rng.choice(_SURNAMES)}（{t['name']}党委书记）",
+            "level": "township",
+            "township_id": t["id"],
+        }
+        for t in townships
+    ]
     return {
         "district_id": district_id,
         "name": _DISTRICT_NAME,
@@ -296,6 +315,18 @@ def sample_district(seed: int = 7, district_id: str = "demo-district") -> dict[s
         "categories": [{"code": code, "name": name} for code, name, _ in _CATEGORIES],
         "units": units,
         "routing": routing,
+        "leaders": leaders,
+        "reception": {
+            "weekday": 3,
+            "start": "2026-01-01",
+            "rota": [ld["id"] for ld in leaders if ld["level"] == "district"],
+        },
+        "leader_rules": {
+            "group": True,
+            "higher_level": True,
+            "escalated": True,
+            "repeat_threshold": 3,
+        },
     }
 
 

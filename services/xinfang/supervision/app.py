@@ -91,6 +91,8 @@ class Supervision:
             clock = await self.clocks.find_one({"_id": doc_id})
             if clock is None or clock["district_id"] != event.district_id:
                 raise LookupError(f"{label} clock of case {event.case_id} was never started")
+            if not clock["open"] and event.event_id not in clock.get("_applied", {}):
+                return "ignored"  # already stopped by an earlier event (a re-routing)
             closed_at = event.occurred_at.ToDatetime(tzinfo=UTC)
             on_time = closed_at < clock["due_at"]
             applied = await apply_once(

@@ -22,30 +22,67 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xinfang.case.v1 import events_pb2 as xinfang_dot_case_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&xinfang/assignment/v1/assignment.proto\x12\x15xinfang.assignment.v1\x1a\x1cxinfang/case/v1/events.proto\"\x8a\x01\n\x0bRoutingRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x13\n\x0btownship_id\x18\x03 \x01(\t\x12\x0f\n\x07unit_id\x18\x04 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\"g\n\x0cRoutingTable\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x31\n\x05rules\x18\x03 \x03(\x0b\x32\".xinfang.assignment.v1.RoutingRule\"z\n\x16SetRoutingRulesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x31\n\x05rules\x18\x02 \x03(\x0b\x32\".xinfang.assignment.v1.RoutingRule\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x05\"*\n\x17SetRoutingRulesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\"-\n\x16GetRoutingRulesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\"<\n\x14GetAssignmentRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\x9f\x01\n\nAssignment\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x0f\n\x07unit_id\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\x15\n\rrules_version\x18\x06 \x01(\x05\x32\xcd\x02\n\x11\x41ssignmentService\x12p\n\x0fSetRoutingRules\x12-.xinfang.assignment.v1.SetRoutingRulesRequest\x1a..xinfang.assignment.v1.SetRoutingRulesResponse\x12\x65\n\x0fGetRoutingRules\x12-.xinfang.assignment.v1.GetRoutingRulesRequest\x1a#.xinfang.assignment.v1.RoutingTable\x12_\n\rGetAssignment\x12+.xinfang.assignment.v1.GetAssignmentRequest\x1a!.xinfang.assignment.v1.Assignmentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&xinfang/assignment/v1/assignment.proto\x12\x15xinfang.assignment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxinfang/case/v1/events.proto\"\x8a\x01\n\x0bRoutingRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x13\n\x0btownship_id\x18\x03 \x01(\t\x12\x0f\n\x07unit_id\x18\x04 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\"g\n\x0cRoutingTable\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x31\n\x05rules\x18\x03 \x03(\x0b\x32\".xinfang.assignment.v1.RoutingRule\"z\n\x16SetRoutingRulesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x31\n\x05rules\x18\x02 \x03(\x0b\x32\".xinfang.assignment.v1.RoutingRule\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x05\"*\n\x17SetRoutingRulesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\"-\n\x16GetRoutingRulesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\"<\n\x14GetAssignmentRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\x9f\x01\n\nAssignment\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x0f\n\x07unit_id\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\x15\n\rrules_version\x18\x06 \x01(\x05\"w\n\x0e\x43ommandContext\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12%\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32\x16.xinfang.case.v1.Actor\"\x9b\x01\n\x10RouteCaseRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\x12\x0f\n\x07unit_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"G\n\x11SendNoticeRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\"G\n\x11\x41\x63\x63\x65ptCaseRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\"X\n\x12ObjectRemitRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x0e\n\x06reason\x18\x02 \x01(\t\"U\n\x0f\x45scalateRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x0e\n\x06reason\x18\x02 \x01(\t\"c\n\x1a\x41ssignLeaderPackageRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x11\n\tleader_id\x18\x02 \x01(\t\"\x8e\x01\n\x15RecordVisitOutRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12.\n\nvisited_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x15\x45xtendHandlingRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\x13\n\x0b\x61pprover_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"T\n\x0cReplyRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x10\n\x08resolved\x18\x02 \x01(\x08\"|\n\x17RateSatisfactionRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12-\n\x06rating\x18\x02 \x01(\x0e\x32\x1d.xinfang.case.v1.Satisfaction\"\\\n\x14RequestReviewRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x10\n\x08rereview\x18\x02 \x01(\x08\"k\n\x13\x44\x65\x63ideReviewRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x10\n\x08rereview\x18\x02 \x01(\x08\x12\x0e\n\x06upheld\x18\x03 \x01(\x08\"[\n\x15ReopenBackflowRequest\x12\x32\n\x03\x63tx\x18\x01 \x01(\x0b\x32%.xinfang.assignment.v1.CommandContext\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x0eGetCaseRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\xad\x04\n\x08\x43\x61seView\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0f\n\x07unit_id\x18\x05 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32 .xinfang.case.v1.RoutingDecision\x12#\n\x04tier\x18\x07 \x01(\x0e\x32\x15.xinfang.case.v1.Tier\x12\x11\n\tleader_id\x18\x08 \x01(\t\x12\x13\n\x0bnotice_sent\x18\t \x01(\x08\x12\x16\n\x0e\x65xtension_days\x18\n \x01(\x05\x12\x10\n\x08resolved\x18\x0b \x01(\x08\x12-\n\x06rating\x18\x0c \x01(\x0e\x32\x1d.xinfang.case.v1.Satisfaction\x12\x16\n\x0e\x62\x61\x63kflow_count\x18\r \x01(\x05\x12\x16\n\x0eobjected_units\x18\x0e \x03(\t\x12/\n\x0breceived_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\trouted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nreplied_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x12GetTimelineRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"G\n\x08Timeline\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.xinfang.case.v1.CaseEvent2\xb2\r\n\x11\x41ssignmentService\x12p\n\x0fSetRoutingRules\x12-.xinfang.assignment.v1.SetRoutingRulesRequest\x1a..xinfang.assignment.v1.SetRoutingRulesResponse\x12\x65\n\x0fGetRoutingRules\x12-.xinfang.assignment.v1.GetRoutingRulesRequest\x1a#.xinfang.assignment.v1.RoutingTable\x12_\n\rGetAssignment\x12+.xinfang.assignment.v1.GetAssignmentRequest\x1a!.xinfang.assignment.v1.Assignment\x12U\n\tRouteCase\x12\'.xinfang.assignment.v1.RouteCaseRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12W\n\nSendNotice\x12(.xinfang.assignment.v1.SendNoticeRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12W\n\nAcceptCase\x12(.xinfang.assignment.v1.AcceptCaseRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12Y\n\x0bObjectRemit\x12).xinfang.assignment.v1.ObjectRemitRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12S\n\x08\x45scalate\x12&.xinfang.assignment.v1.EscalateRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12i\n\x13\x41ssignLeaderPackage\x12\x31.xinfang.assignment.v1.AssignLeaderPackageRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12_\n\x0eRecordVisitOut\x12,.xinfang.assignment.v1.RecordVisitOutRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12_\n\x0e\x45xtendHandling\x12,.xinfang.assignment.v1.ExtendHandlingRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12M\n\x05Reply\x12#.xinfang.assignment.v1.ReplyRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12\x63\n\x10RateSatisfaction\x12..xinfang.assignment.v1.RateSatisfactionRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12]\n\rRequestReview\x12+.xinfang.assignment.v1.RequestReviewRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12[\n\x0c\x44\x65\x63ideReview\x12*.xinfang.assignment.v1.DecideReviewRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12_\n\x0eReopenBackflow\x12,.xinfang.assignment.v1.ReopenBackflowRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12Q\n\x07GetCase\x12%.xinfang.assignment.v1.GetCaseRequest\x1a\x1f.xinfang.assignment.v1.CaseView\x12Y\n\x0bGetTimeline\x12).xinfang.assignment.v1.GetTimelineRequest\x1a\x1f.xinfang.assignment.v1.Timelineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xinfang.assignment.v1.assignment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUTINGRULE']._serialized_start=96
-  _globals['_ROUTINGRULE']._serialized_end=234
-  _globals['_ROUTINGTABLE']._serialized_start=236
-  _globals['_ROUTINGTABLE']._serialized_end=339
-  _globals['_SETROUTINGRULESREQUEST']._serialized_start=341
-  _globals['_SETROUTINGRULESREQUEST']._serialized_end=463
-  _globals['_SETROUTINGRULESRESPONSE']._serialized_start=465
-  _globals['_SETROUTINGRULESRESPONSE']._serialized_end=507
-  _globals['_GETROUTINGRULESREQUEST']._serialized_start=509
-  _globals['_GETROUTINGRULESREQUEST']._serialized_end=554
-  _globals['_GETASSIGNMENTREQUEST']._serialized_start=556
-  _globals['_GETASSIGNMENTREQUEST']._serialized_end=616
-  _globals['_ASSIGNMENT']._serialized_start=619
-  _globals['_ASSIGNMENT']._serialized_end=778
-  _globals['_ASSIGNMENTSERVICE']._serialized_start=781
-  _globals['_ASSIGNMENTSERVICE']._serialized_end=1114
+  _globals['_ROUTINGRULE']._serialized_start=129
+  _globals['_ROUTINGRULE']._serialized_end=267
+  _globals['_ROUTINGTABLE']._serialized_start=269
+  _globals['_ROUTINGTABLE']._serialized_end=372
+  _globals['_SETROUTINGRULESREQUEST']._serialized_start=374
+  _globals['_SETROUTINGRULESREQUEST']._serialized_end=496
+  _globals['_SETROUTINGRULESRESPONSE']._serialized_start=498
+  _globals['_SETROUTINGRULESRESPONSE']._serialized_end=540
+  _globals['_GETROUTINGRULESREQUEST']._serialized_start=542
+  _globals['_GETROUTINGRULESREQUEST']._serialized_end=587
+  _globals['_GETASSIGNMENTREQUEST']._serialized_start=589
+  _globals['_GETASSIGNMENTREQUEST']._serialized_end=649
+  _globals['_ASSIGNMENT']._serialized_start=652
+  _globals['_ASSIGNMENT']._serialized_end=811
+  _globals['_COMMANDCONTEXT']._serialized_start=813
+  _globals['_COMMANDCONTEXT']._serialized_end=932
+  _globals['_ROUTECASEREQUEST']._serialized_start=935
+  _globals['_ROUTECASEREQUEST']._serialized_end=1090
+  _globals['_SENDNOTICEREQUEST']._serialized_start=1092
+  _globals['_SENDNOTICEREQUEST']._serialized_end=1163
+  _globals['_ACCEPTCASEREQUEST']._serialized_start=1165
+  _globals['_ACCEPTCASEREQUEST']._serialized_end=1236
+  _globals['_OBJECTREMITREQUEST']._serialized_start=1238
+  _globals['_OBJECTREMITREQUEST']._serialized_end=1326
+  _globals['_ESCALATEREQUEST']._serialized_start=1328
+  _globals['_ESCALATEREQUEST']._serialized_end=1413
+  _globals['_ASSIGNLEADERPACKAGEREQUEST']._serialized_start=1415
+  _globals['_ASSIGNLEADERPACKAGEREQUEST']._serialized_end=1514
+  _globals['_RECORDVISITOUTREQUEST']._serialized_start=1517
+  _globals['_RECORDVISITOUTREQUEST']._serialized_end=1659
+  _globals['_EXTENDHANDLINGREQUEST']._serialized_start=1661
+  _globals['_EXTENDHANDLINGREQUEST']._serialized_end=1787
+  _globals['_REPLYREQUEST']._serialized_start=1789
+  _globals['_REPLYREQUEST']._serialized_end=1873
+  _globals['_RATESATISFACTIONREQUEST']._serialized_start=1875
+  _globals['_RATESATISFACTIONREQUEST']._serialized_end=1999
+  _globals['_REQUESTREVIEWREQUEST']._serialized_start=2001
+  _globals['_REQUESTREVIEWREQUEST']._serialized_end=2093
+  _globals['_DECIDEREVIEWREQUEST']._serialized_start=2095
+  _globals['_DECIDEREVIEWREQUEST']._serialized_end=2202
+  _globals['_REOPENBACKFLOWREQUEST']._serialized_start=2204
+  _globals['_REOPENBACKFLOWREQUEST']._serialized_end=2295
+  _globals['_GETCASEREQUEST']._serialized_start=2297
+  _globals['_GETCASEREQUEST']._serialized_end=2351
+  _globals['_CASEVIEW']._serialized_start=2354
+  _globals['_CASEVIEW']._serialized_end=2911
+  _globals['_GETTIMELINEREQUEST']._serialized_start=2913
+  _globals['_GETTIMELINEREQUEST']._serialized_end=2971
+  _globals['_TIMELINE']._serialized_start=2973
+  _globals['_TIMELINE']._serialized_end=3044
+  _globals['_ASSIGNMENTSERVICE']._serialized_start=3047
+  _globals['_ASSIGNMENTSERVICE']._serialized_end=4761
 # @@protoc_insertion_point(module_scope)

@@ -49,13 +49,88 @@ class AssignmentServiceStub:
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetAssignmentRequest.SerializeToString,
                 response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Assignment.FromString,
                 _registered_method=True)
+        self.RouteCase = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/RouteCase',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RouteCaseRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.SendNotice = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/SendNotice',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.SendNoticeRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.AcceptCase = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/AcceptCase',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AcceptCaseRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.ObjectRemit = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/ObjectRemit',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.Escalate = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/Escalate',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.EscalateRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.AssignLeaderPackage = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/AssignLeaderPackage',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AssignLeaderPackageRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.RecordVisitOut = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/RecordVisitOut',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RecordVisitOutRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.ExtendHandling = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/ExtendHandling',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ExtendHandlingRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.Reply = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/Reply',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReplyRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.RateSatisfaction = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/RateSatisfaction',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RateSatisfactionRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.RequestReview = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/RequestReview',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RequestReviewRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.DecideReview = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/DecideReview',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DecideReviewRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.ReopenBackflow = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/ReopenBackflow',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/GetCase',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.GetTimeline = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/GetTimeline',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.FromString,
+                _registered_method=True)
 
 
 class AssignmentServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SetRoutingRules(self, request, context):
-        """Replaces a district's routing table; returns the new version.
+        """Routing tables.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,6 +143,97 @@ class AssignmentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAssignment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RouteCase(self, request, context):
+        """The case lifecycle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendNotice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptCase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ObjectRemit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Escalate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignLeaderPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordVisitOut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendHandling(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reply(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateSatisfaction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReopenBackflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTimeline(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +256,81 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
                     servicer.GetAssignment,
                     request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetAssignmentRequest.FromString,
                     response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Assignment.SerializeToString,
+            ),
+            'RouteCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteCase,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RouteCaseRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'SendNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendNotice,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.SendNoticeRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'AcceptCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptCase,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AcceptCaseRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'ObjectRemit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectRemit,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'Escalate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Escalate,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.EscalateRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'AssignLeaderPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignLeaderPackage,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AssignLeaderPackageRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'RecordVisitOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordVisitOut,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RecordVisitOutRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'ExtendHandling': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendHandling,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ExtendHandlingRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'Reply': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reply,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReplyRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'RateSatisfaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateSatisfaction,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RateSatisfactionRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'RequestReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestReview,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RequestReviewRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'DecideReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideReview,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DecideReviewRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'ReopenBackflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReopenBackflow,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetCaseRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'GetTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTimeline,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +414,411 @@ class AssignmentService:
             '/xinfang.assignment.v1.AssignmentService/GetAssignment',
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetAssignmentRequest.SerializeToString,
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Assignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/RouteCase',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RouteCaseRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/SendNotice',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.SendNoticeRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/AcceptCase',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AcceptCaseRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectRemit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/ObjectRemit',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Escalate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/Escalate',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.EscalateRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignLeaderPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/AssignLeaderPackage',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.AssignLeaderPackageRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordVisitOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/RecordVisitOut',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RecordVisitOutRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendHandling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/ExtendHandling',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ExtendHandlingRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/Reply',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReplyRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateSatisfaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/RateSatisfaction',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RateSatisfactionRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/RequestReview',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.RequestReviewRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/DecideReview',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DecideReviewRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReopenBackflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/ReopenBackflow',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/GetCase',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetCaseRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/GetTimeline',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.FromString,
             options,
             channel_credentials,
             insecure,

@@ -284,6 +284,8 @@ class CaseEvent(_message.Message):
     REVIEW_DECIDED_FIELD_NUMBER: _builtins.int
     FINALIZED_FIELD_NUMBER: _builtins.int
     BACKFLOW_REOPENED_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    LEADER_VISIT_OUT_FIELD_NUMBER: _builtins.int
     CLOCK_STARTED_FIELD_NUMBER: _builtins.int
     CLOCK_STOPPED_FIELD_NUMBER: _builtins.int
     DEADLINE_WARNED_FIELD_NUMBER: _builtins.int
@@ -332,6 +334,10 @@ class CaseEvent(_message.Message):
     @_builtins.property
     def backflow_reopened(self) -> Global___BackflowReopened: ...
     @_builtins.property
+    def accepted(self) -> Global___CaseAccepted: ...
+    @_builtins.property
+    def leader_visit_out(self) -> Global___LeaderVisitOutRecorded: ...
+    @_builtins.property
     def clock_started(self) -> Global___ClockStarted: ...
     @_builtins.property
     def clock_stopped(self) -> Global___ClockStopped: ...
@@ -365,17 +371,19 @@ class CaseEvent(_message.Message):
         review_decided: Global___ReviewDecided | None = ...,
         finalized: Global___CaseFinalized | None = ...,
         backflow_reopened: Global___BackflowReopened | None = ...,
+        accepted: Global___CaseAccepted | None = ...,
+        leader_visit_out: Global___LeaderVisitOutRecorded | None = ...,
         clock_started: Global___ClockStarted | None = ...,
         clock_stopped: Global___ClockStopped | None = ...,
         deadline_warned: Global___DeadlineWarned | None = ...,
         deadline_breached: Global___DeadlineBreached | None = ...,
         supervision_order_issued: Global___SupervisionOrderIssued | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -403,6 +411,7 @@ class CaseRegistered(_message.Message):
     REPRESENTATIVES_FIELD_NUMBER: _builtins.int
     ORAL_FIELD_NUMBER: _builtins.int
     ESCALATED_FIELD_NUMBER: _builtins.int
+    REPEAT_COUNT_FIELD_NUMBER: _builtins.int
     channel: Global___Channel.ValueType
     township_id: _builtins.str
     village_id: _builtins.str
@@ -425,6 +434,8 @@ class CaseRegistered(_message.Message):
     """recorded by staff from an oral petition"""
     escalated: _builtins.bool
     """越级访: taken above the district"""
+    repeat_count: _builtins.int
+    """earlier petitions by this petitioner on this matter"""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -446,10 +457,11 @@ class CaseRegistered(_message.Message):
         representatives: _builtins.int = ...,
         oral: _builtins.bool = ...,
         escalated: _builtins.bool = ...,
+        repeat_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "category", b"category", "channel", b"channel", "content", b"content", "escalated", b"escalated", "group", b"group", "kind", b"kind", "oral", b"oral", "people_count", b"people_count", "petitioner_ref", b"petitioner_ref", "previous_case_id", b"previous_case_id", "received_at", b"received_at", "representatives", b"representatives", "source", b"source", "township_id", b"township_id", "village_id", b"village_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "category", b"category", "channel", b"channel", "content", b"content", "escalated", b"escalated", "group", b"group", "kind", b"kind", "oral", b"oral", "people_count", b"people_count", "petitioner_ref", b"petitioner_ref", "previous_case_id", b"previous_case_id", "received_at", b"received_at", "repeat_count", b"repeat_count", "representatives", b"representatives", "source", b"source", "township_id", b"township_id", "village_id", b"village_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,6 +498,31 @@ class CaseRouted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaseRouted: _TypeAlias = CaseRouted  # noqa: Y015
+
+@_typing.final
+class CaseAccepted(_message.Message):
+    """The competent unit takes the case on (受理); the handling clock starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    tier: Global___Tier.ValueType
+    """where the case starts on the resolution ladder"""
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+        tier: Global___Tier.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tier", b"tier", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseAccepted: _TypeAlias = CaseAccepted  # noqa: Y015
 
 @_typing.final
 class NoticeSent(_message.Message):
@@ -531,6 +568,34 @@ class RemitObjected(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemitObjected: _TypeAlias = RemitObjected  # noqa: Y015
+
+@_typing.final
+class LeaderVisitOutRecorded(_message.Message):
+    """A district leader's visit out (下访), recorded against the case it served."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADER_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    VISITED_AT_FIELD_NUMBER: _builtins.int
+    leader_id: _builtins.str
+    township_id: _builtins.str
+    @_builtins.property
+    def visited_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        leader_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        visited_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["visited_at", b"visited_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_id", b"leader_id", "township_id", b"township_id", "visited_at", b"visited_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaderVisitOutRecorded: _TypeAlias = LeaderVisitOutRecorded  # noqa: Y015
 
 @_typing.final
 class TierEscalated(_message.Message):
@@ -619,6 +684,7 @@ class ReplyIssued(_message.Message):
     RESOLVED_FIELD_NUMBER: _builtins.int
     reply_id: _builtins.str
     resolved: _builtins.bool
+    """the matter was settled (化解), not only answered"""
     @_builtins.property
     def replied_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -815,8 +881,11 @@ class DeadlineBreached(_message.Message):
     CLOCK_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
     UNIT_ID_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
     clock: Global___ClockKind.ValueType
     unit_id: _builtins.str
+    tier: Global___Tier.ValueType
+    """for a tier's time box: the tier that ran out"""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -825,10 +894,11 @@ class DeadlineBreached(_message.Message):
         clock: Global___ClockKind.ValueType = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
         unit_id: _builtins.str = ...,
+        tier: Global___Tier.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "due_at", b"due_at", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "due_at", b"due_at", "tier", b"tier", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,650 @@
+"""The statutory life of a case after registration, as a pure state machine.
+
+``decide(state, command, ctx)`` either refuses (``FailedPrecondition`` naming
+the case's status and the rule, ``PermissionDenied``, ``InvalidArgument``)
+or returns the event payloads the command causes; ``apply(state, event)``
+folds one event into the state. No I/O: the store (``assignment.store``)
+persists the events and the state with optimistic versioning.
+
+Statuses::
+
+    registered ─route─► routed ─accept─► accepted ─reply─► replied ─review─► review_requested
+        ▲  │              │ object (5 working days)            │                 │ decide
+        │  └─decline─► declined                                │ reopen (倒流)    ▼
+        └─────────────────┘         accepted ◄─────────────────┴────────────── reviewed
+                                                                                 │ re-review
+                                   final ◄── decide ── rereview_requested ◄──────┘
+
+A routing decision out of the system (courts or arbitration, discipline
+inspection) ends in ``out_of_system``. Nothing is done on a final case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from google.protobuf.message import Message
+
+from xinfang.assignment.routing import DECISIONS, route
+from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.calendar import SHANGHAI, compute_deadline
+from xinfang.core.codec import to_timestamp
+from xinfang.core.districts import District
+from xinfang.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+
+__all__ = [
+    "LADDER",
+    "AcceptCase",
+    "AssignLeader",
+    "CaseState",
+    "Command",
+    "Ctx",
+    "DecideReview",
+    "Escalate",
+    "ExtendHandling",
+    "ObjectRemit",
+    "RateSatisfaction",
+    "RecordVisitOut",
+    "ReopenBackflow",
+    "Reply",
+    "RequestReview",
+    "RouteCase",
+    "SendNotice",
+    "Status",
+    "apply",
+    "decide",
+    "from_doc",
+    "from_registration",
+    "handling_due",
+    "pick_leader",
+    "replace_inputs",
+    "to_doc",
+]
+
+
+class Status(StrEnum):
+    REGISTERED = "registered"
+    ROUTED = "routed"
+    ACCEPTED = "accepted"
+    REPLIED = "replied"
+    REVIEW_REQUESTED = "review_requested"
+    REVIEWED = "reviewed"
+    REREVIEW_REQUESTED = "rereview_requested"
+    FINAL = "final"
+    DECLINED = "declined"
+    OUT_OF_SYSTEM = "out_of_system"
+
+
+# The 民事直说 ladder, bottom to top.
+LADDER: tuple[int, ...] = (
+    ev.TIER_VILLAGE_MEDIATION,
+    ev.TIER_TOWNSHIP,
+    ev.TIER_TOWNSHIP_JOINT_MEETING,
+    ev.TIER_TOWNSHIP_LEADER_PACKAGE,
+    ev.TIER_DISTRICT_LEADER_PACKAGE,
+)
+OFFICE_ROLES = frozenset({"office", "system"})  # the petition office, and the platform itself
+
+
+@dataclass(frozen=True)
+class CaseState:
+    case_id: str
+    district_id: str
+    version: int
+    status: Status
+    received_at: datetime
+    channel: int
+    category: str
+    township_id: str
+    people_count: int = 1
+    group: bool = False
+    escalated: bool = False
+    higher_level: bool = False
+    repeat_count: int = 0
+    decision: int = ev.ROUTING_DECISION_UNSPECIFIED
+    unit_id: str = ""
+    rule_id: str = ""
+    rules_version: int = 0
+    routed_at: datetime | None = None
+    notice_sent: bool = False
+    objected_units: tuple[str, ...] = ()
+    accepted_at: datetime | None = None
+    tier: int = ev.TIER_UNSPECIFIED
+    leader_id: str = ""
+    extension_days: int = 0
+    replied_at: datetime | None = None
+    resolved: bool = False
+    rating: int = ev.SATISFACTION_UNSPECIFIED
+    review_requested_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    backflow_count: int = 0
+    # ids of events from other services this case has reacted to (idempotency)
+    inputs: tuple[str, ...] = ()
+
+
+# ---- commands -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteCase:
+    decision: int
+    unit_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SendNotice:
+    pass
+
+
+@dataclass(frozen=True)
+class AcceptCase:
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectRemit:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    reason: str
+    on_breach: bool = False
+
+
+@dataclass(frozen=True)
+class AssignLeader:
+    leader_id: str = ""
+
+
+@dataclass(frozen=True)
+class RecordVisitOut:
+    leader_id: str
+    visited_at: datetime
+
+
+@dataclass(frozen=True)
+class ExtendHandling:
+    days: int
+    approver_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class RateSatisfaction:
+    rating: int
+
+
+@dataclass(frozen=True)
+class RequestReview:
+    rereview: bool = False
+
+
+@dataclass(frozen=True)
+class DecideReview:
+    upheld: bool
+    rereview: bool = False
+
+
+@dataclass(frozen=True)
+class ReopenBackflow:
+    reason: str
+
+
+Command = (
+    RouteCase
+    | SendNotice
+    | AcceptCase
+    | ObjectRemit
+    | Escalate
+    | AssignLeader
+    | RecordVisitOut
+    | ExtendHandling
+    | Reply
+    | RateSatisfaction
+    | RequestReview
+    | DecideReview
+    | ReopenBackflow
+)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a decision may look at besides the case: the district's data, the
+    time, who asks, and how many open packages each leader holds."""
+
+    district: District
+    now: datetime
+    role: str = "office"
+    unit_id: str = ""
+    leader_load: Mapping[str, int] = field(default_factory=dict)
+
+
+# ---- decisions --------------------------------------------------------------
+
+
+def _refuse(state: CaseState, rule: str) -> FailedPrecondition:
+    return FailedPrecondition(f"case {state.case_id} is {state.status.value}: {rule}")
+
+
+def _need(state: CaseState, allowed: tuple[Status, ...], rule: str) -> None:
+    if state.status not in allowed:
+        raise _refuse(state, rule)
+
+
+def _as_unit(state: CaseState, ctx: Ctx) -> None:
+    """Handling steps belong to the unit the case was routed to."""
+    if ctx.role in OFFICE_ROLES:
+        return
+    if ctx.unit_id != state.unit_id:
+        raise PermissionDenied(
+            f"actor.unit_id: only unit {state.unit_id!r} or the petition office may do this"
+        )
+
+
+def _window_open(start: datetime | None, limit_name: str, ctx: Ctx) -> tuple[bool, datetime]:
+    assert start is not None
+    limit = ctx.district.limit(limit_name)
+    dl = compute_deadline(start, limit.days, limit.day_type, ctx.district.calendar)
+    return ctx.now < dl.due_at, dl.due_at
+
+
+def pick_leader(ctx: Ctx, level: str, township_id: str = "") -> str:
+    """The least-loaded leader of a level (ties by id), so packages spread."""
+    candidates = [
+        lead
+        for lead in ctx.district.leaders.values()
+        if lead.level == level and (level == "district" or lead.township_id == township_id)
+    ]
+    if not candidates:
+        return ""
+    best = min(candidates, key=lambda x: (ctx.leader_load.get(x.leader_id, 0), x.leader_id))
+    return best.leader_id
+
+
+def _package_rule(state: CaseState, ctx: Ctx) -> str:
+    """Which rule, if any, makes a county-level leader package this case."""
+    rules = ctx.district.leader_rules
+    if state.channel == ev.CHANNEL_VISIT:
+        local = state.received_at.astimezone(SHANGHAI)
+        if ctx.district.reception.leader_on(local.date()):
+            return "reception_day"
+    if rules.group and state.group:
+        return "group"
+    if rules.higher_level and state.higher_level:
+        return "higher_level"
+    if rules.escalated and state.escalated:
+        return "escalated"
+    if rules.repeat_threshold and state.repeat_count >= rules.repeat_threshold:
+        return "repeat"
+    return ""
+
+
+def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
+    if state.status is Status.FINAL:
+        raise _refuse(
+            state, "the matter is final after re-review and is not handled again (Art. 36)"
+        )
+    match cmd:
+        case RouteCase():
+            return _route(state, cmd, ctx)
+        case SendNotice():
+            if state.decision == ev.ROUTING_DECISION_UNSPECIFIED:
+                raise _refuse(state, "a written notice follows the register-and-route decision")
+            if state.notice_sent:
+                raise _refuse(state, "the written notice was already sent (Art. 23)")
+            return [ev.NoticeSent(sent_at=to_timestamp(ctx.now))]
+        case AcceptCase():
+            _need(state, (Status.ROUTED,), "only a routed case is accepted")
+            _as_unit(state, ctx)
+            return _accept(state, ctx)
+        case ObjectRemit():
+            _need(state, (Status.ROUTED,), "only a routed, not yet accepted case is objected to")
+            _as_unit(state, ctx)
+            if not cmd.reason.strip():
+                raise InvalidArgument("reason", "an objection states why the matter is not ours")
+            ok, due = _window_open(state.routed_at, "remit_objection", ctx)
+            if not ok:
+                raise _refuse(
+                    state,
+                    f"the objection window (Art. 23) closed at {due.isoformat()}",
+                )
+            out: list[Message] = [ev.RemitObjected(unit_id=state.unit_id, reason=cmd.reason)]
+            excluded = (*state.objected_units, state.unit_id)
+            rows = [r for r in ctx.district.routing if r.unit_id not in excluded]
+            row = route(rows, state.category, state.township_id)
+            if row is not None:
+                out.append(
+                    ev.CaseRouted(
+                        decision=DECISIONS[row.decision],
+                        unit_id=row.unit_id,
+                        rule_id=row.rule_id,
+                        rules_version=ctx.district.version,
+                        reason="re-routed after objection",
+                    )
+                )
+            return out
+        case Escalate():
+            _need(state, (Status.ACCEPTED,), "only a case in handling is escalated")
+            return _escalate(state, cmd, ctx)
+        case AssignLeader():
+            _need(state, (Status.ACCEPTED,), "a leader packages a case in handling")
+            leader = cmd.leader_id or pick_leader(ctx, "district")
+            if leader not in ctx.district.leaders:
+                raise InvalidArgument("leader_id", f"unknown leader {cmd.leader_id!r}")
+            if leader == state.leader_id:
+                raise _refuse(state, f"leader {leader} already packages this case")
+            return [
+                ev.LeaderPackageAssigned(
+                    leader_id=leader,
+                    rule="manual",
+                    tier=state.tier,  # type: ignore[arg-type]
+                )
+            ]
+        case RecordVisitOut():
+            if state.status in (Status.REGISTERED, Status.DECLINED, Status.OUT_OF_SYSTEM):
+                raise _refuse(state, "a visit out serves a case that is being handled")
+            if cmd.leader_id not in ctx.district.leaders:
+                raise InvalidArgument("leader_id", f"unknown leader {cmd.leader_id!r}")
+            return [
+                ev.LeaderVisitOutRecorded(
+                    leader_id=cmd.leader_id,
+                    township_id=state.township_id,
+                    visited_at=to_timestamp(cmd.visited_at),
+                )
+            ]
+        case ExtendHandling():
+            _need(state, (Status.ACCEPTED,), "only a case in handling is extended")
+            _as_unit(state, ctx)
+            if state.extension_days:
+                raise _refuse(state, "handling may be extended once (Art. 34)")
+            most = ctx.district.limit("handling_extension_max").days
+            if not 1 <= cmd.days <= most:
+                raise InvalidArgument("days", f"an extension is 1 to {most} days (Art. 34)")
+            if not cmd.approver_id.strip():
+                raise InvalidArgument("approver_id", "an extension needs its approver")
+            if not cmd.reason.strip():
+                raise InvalidArgument("reason", "the petitioner is told why (Art. 34)")
+            return [
+                ev.HandlingExtended(days=cmd.days, approver_id=cmd.approver_id, reason=cmd.reason)
+            ]
+        case Reply():
+            _need(state, (Status.ACCEPTED,), "the reply closes handling of an accepted case")
+            _as_unit(state, ctx)
+            return [ev.ReplyIssued(replied_at=to_timestamp(ctx.now), resolved=cmd.resolved)]
+        case RateSatisfaction():
+            _need(
+                state,
+                (Status.REPLIED, Status.REVIEWED),
+                "the petitioner rates a reply or a review decision",
+            )
+            if cmd.rating not in (
+                ev.SATISFACTION_SATISFIED,
+                ev.SATISFACTION_BASICALLY,
+                ev.SATISFACTION_DISSATISFIED,
+            ):
+                raise InvalidArgument("rating", "satisfied, basically satisfied or dissatisfied")
+            if state.rating != ev.SATISFACTION_UNSPECIFIED:
+                raise _refuse(state, "this answer was already rated")
+            return [ev.SatisfactionRated(rating=cmd.rating)]  # type: ignore[arg-type]
+        case RequestReview(rereview=False):
+            _need(state, (Status.REPLIED,), "review (复查) is asked of a reply")
+            ok, due = _window_open(state.replied_at, "review_request", ctx)
+            if not ok:
+                raise _refuse(state, f"the review window (Art. 35) closed at {due.isoformat()}")
+            return [ev.ReviewRequested(rereview=False)]
+        case RequestReview(rereview=True):
+            _need(state, (Status.REVIEWED,), "re-review (复核) is asked of a review decision")
+            ok, due = _window_open(state.reviewed_at, "rereview_request", ctx)
+            if not ok:
+                raise _refuse(state, f"the re-review window (Art. 36) closed at {due.isoformat()}")
+            return [ev.ReviewRequested(rereview=True)]
+        case DecideReview(rereview=False):
+            _need(state, (Status.REVIEW_REQUESTED,), "a review decision answers a review request")
+            return [ev.ReviewDecided(rereview=False, upheld=cmd.upheld)]
+        case DecideReview(rereview=True):
+            _need(
+                state,
+                (Status.REREVIEW_REQUESTED,),
+                "a re-review decision answers a re-review request",
+            )
+            return [
+                ev.ReviewDecided(rereview=True, upheld=cmd.upheld),
+                ev.CaseFinalized(reason="re-review decided (Art. 36)"),
+            ]
+        case ReopenBackflow():
+            _need(
+                state,
+                (Status.REPLIED, Status.REVIEWED),
+                "only a case reported resolved comes back as backflow (倒流)",
+            )
+            if not state.resolved:
+                raise _refuse(state, "the case was answered but never reported resolved")
+            if not cmd.reason.strip():
+                raise InvalidArgument("reason", "say why the case came back")
+            return [ev.BackflowReopened(reason=cmd.reason)]
+    raise InvalidArgument("command", f"unknown command {type(cmd).__name__}")
+
+
+def _route(state: CaseState, cmd: RouteCase, ctx: Ctx) -> list[Message]:
+    _need(state, (Status.REGISTERED,), "only a registered, not yet routed case is routed")
+    if cmd.decision not in DECISIONS.values():
+        raise InvalidArgument(
+            "decision", "accept, forward, out_litigation, out_discipline or decline"
+        )
+    if cmd.decision == ev.ROUTING_DECISION_DECLINE:
+        if not cmd.reason.strip():
+            raise InvalidArgument("reason", "a declined petition is told why (Art. 22)")
+    elif cmd.unit_id not in ctx.district.units:
+        raise InvalidArgument("unit_id", f"unknown unit {cmd.unit_id!r}")
+    elif cmd.unit_id in state.objected_units:
+        raise InvalidArgument("unit_id", f"unit {cmd.unit_id} objected to this matter (Art. 23)")
+    return [
+        ev.CaseRouted(
+            decision=cmd.decision,  # type: ignore[arg-type]
+            unit_id=cmd.unit_id,
+            rule_id="manual",
+            rules_version=ctx.district.version,
+            reason=cmd.reason,
+        )
+    ]
+
+
+def _accept(state: CaseState, ctx: Ctx) -> list[Message]:
+    unit = ctx.district.units.get(state.unit_id)
+    tier = ev.TIER_VILLAGE_MEDIATION if unit is not None and unit.kind == "township" else 0
+    out: list[Message] = []
+    rule = _package_rule(state, ctx)
+    if rule:
+        leader = (
+            ctx.district.reception.leader_on(state.received_at.astimezone(SHANGHAI).date())
+            if rule == "reception_day"
+            else pick_leader(ctx, "district")
+        )
+        if leader:
+            tier = ev.TIER_DISTRICT_LEADER_PACKAGE
+            out = [ev.LeaderPackageAssigned(leader_id=leader, rule=rule, tier=tier)]
+    return [ev.CaseAccepted(unit_id=state.unit_id, tier=tier), *out]  # type: ignore[arg-type]
+
+
+def _escalate(state: CaseState, cmd: Escalate, ctx: Ctx) -> list[Message]:
+    if state.tier == ev.TIER_DISTRICT_LEADER_PACKAGE:
+        raise _refuse(state, "already packaged by a district leader, the top of the ladder")
+    if state.tier in LADDER:
+        to = LADDER[LADDER.index(state.tier) + 1]
+    else:  # a department's case goes straight to a county-level leader
+        to = ev.TIER_DISTRICT_LEADER_PACKAGE
+    out: list[Message] = [
+        ev.TierEscalated(
+            from_tier=state.tier,  # type: ignore[arg-type]
+            to_tier=to,  # type: ignore[arg-type]
+            reason=cmd.reason,
+            on_breach=cmd.on_breach,
+        )
+    ]
+    if to == ev.TIER_TOWNSHIP_LEADER_PACKAGE:
+        leader = pick_leader(ctx, "township", state.township_id)
+    elif to == ev.TIER_DISTRICT_LEADER_PACKAGE:  # via the petition agency (信访代理)
+        leader = pick_leader(ctx, "district")
+    else:
+        leader = ""
+    if leader:
+        out.append(ev.LeaderPackageAssigned(leader_id=leader, rule="escalation", tier=to))  # type: ignore[arg-type]
+    return out
+
+
+# ---- applying events --------------------------------------------------------
+
+
+def from_registration(event: ev.CaseEvent) -> CaseState:
+    r = event.registered
+    return CaseState(
+        case_id=event.case_id,
+        district_id=event.district_id,
+        version=1,
+        status=Status.REGISTERED,
+        received_at=r.received_at.ToDatetime(tzinfo=UTC),
+        channel=r.channel,
+        category=r.category,
+        township_id=r.township_id,
+        people_count=r.people_count,
+        group=r.group,
+        escalated=r.escalated,
+        higher_level=r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT,
+        repeat_count=r.repeat_count,
+        inputs=(event.event_id,),
+    )
+
+
+def _when(event: ev.CaseEvent) -> datetime:
+    return event.occurred_at.ToDatetime(tzinfo=UTC)
+
+
+def apply(state: CaseState, event: ev.CaseEvent) -> CaseState:
+    """Fold one event into the state; the version follows the event's."""
+    kind = event.WhichOneof("payload")
+    s = replace(state, version=event.case_version or state.version + 1)
+    out_of_system = (ev.ROUTING_DECISION_OUT_LITIGATION, ev.ROUTING_DECISION_OUT_DISCIPLINE)
+    match kind:
+        case "routed":
+            d = event.routed.decision
+            status = (
+                Status.DECLINED
+                if d == ev.ROUTING_DECISION_DECLINE
+                else Status.OUT_OF_SYSTEM
+                if d in out_of_system
+                else Status.ROUTED
+            )
+            return replace(
+                s,
+                status=status,
+                decision=d,
+                unit_id=event.routed.unit_id,
+                rule_id=event.routed.rule_id,
+                rules_version=event.routed.rules_version,
+                routed_at=_when(event),
+            )
+        case "notice_sent":
+            return replace(s, notice_sent=True)
+        case "remit_objected":
+            return replace(
+                s,
+                status=Status.REGISTERED,
+                objected_units=(*s.objected_units, event.remit_objected.unit_id),
+                unit_id="",
+                decision=ev.ROUTING_DECISION_UNSPECIFIED,
+                routed_at=None,
+            )
+        case "accepted":
+            return replace(
+                s, status=Status.ACCEPTED, accepted_at=_when(event), tier=event.accepted.tier
+            )
+        case "tier_escalated":
+            return replace(s, tier=event.tier_escalated.to_tier)
+        case "leader_package_assigned":
+            return replace(s, leader_id=event.leader_package_assigned.leader_id)
+        case "handling_extended":
+            return replace(s, extension_days=event.handling_extended.days)
+        case "reply_issued":
+            return replace(
+                s,
+                status=Status.REPLIED,
+                replied_at=_when(event),
+                resolved=event.reply_issued.resolved,
+                rating=ev.SATISFACTION_UNSPECIFIED,
+            )
+        case "satisfaction_rated":
+            return replace(s, rating=event.satisfaction_rated.rating)
+        case "review_requested":
+            st = (
+                Status.REREVIEW_REQUESTED
+                if event.review_requested.rereview
+                else Status.REVIEW_REQUESTED
+            )
+            return replace(s, status=st, review_requested_at=_when(event))
+        case "review_decided":
+            if event.review_decided.rereview:
+                return s  # CaseFinalized follows in the same step
+            return replace(
+                s,
+                status=Status.REVIEWED,
+                reviewed_at=_when(event),
+                rating=ev.SATISFACTION_UNSPECIFIED,
+            )
+        case "finalized":
+            return replace(s, status=Status.FINAL)
+        case "backflow_reopened":
+            return replace(
+                s,
+                status=Status.ACCEPTED,
+                backflow_count=s.backflow_count + 1,
+                accepted_at=_when(event),
+                replied_at=None,
+                resolved=False,
+                rating=ev.SATISFACTION_UNSPECIFIED,
+                extension_days=0,
+                reviewed_at=None,
+                review_requested_at=None,
+            )
+    return s  # events this aggregate does not track (visits out, supervision's)
+
+
+def replace_inputs(state: CaseState, event_id: str) -> CaseState:
+    """Remember that an event from another service was acted on."""
+    return replace(state, inputs=(*state.inputs, event_id))
+
+
+def handling_due(state: CaseState, district: District) -> datetime | None:
+    """When handling of an accepted case falls due: 60 days from acceptance
+    plus an approved extension (Art. 34)."""
+    if state.accepted_at is None:
+        return None
+    limit = district.limit("handling")
+    days = limit.days + state.extension_days
+    return compute_deadline(state.accepted_at, days, limit.day_type, district.calendar).due_at
+
+
+def to_doc(state: CaseState) -> dict[str, Any]:
+    d = {k: getattr(state, k) for k in state.__dataclass_fields__}
+    d["status"] = state.status.value
+    d["objected_units"] = list(state.objected_units)
+    d["inputs"] = list(state.inputs[-50:])  # bounded: recent inputs suffice for redeliveries
+    return d
+
+
+def from_doc(doc: Mapping[str, Any]) -> CaseState:
+    fields = {k: doc[k] for k in CaseState.__dataclass_fields__ if k in doc}
+    fields["status"] = Status(fields["status"])
+    fields["objected_units"] = tuple(fields.get("objected_units", ()))
+    fields["inputs"] = tuple(fields.get("inputs", ()))
+    return CaseState(**fields)
