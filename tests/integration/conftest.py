@@ -67,23 +67,31 @@ async def district(settings: Settings, mongo: AsyncMongoClient[Doc]) -> dict[str
 
 
 @pytest.fixture(scope="session")
-def intake_channel(settings: Settings) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.intake_grpc}")
+async def intake_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+    # created inside the session's event loop: grpc.aio binds to it
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.intake_grpc}") as ch:
+        yield ch
 
 
 @pytest.fixture(scope="session")
-def reporting_channel(settings: Settings) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}")
+async def reporting_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+    # created inside the session's event loop: grpc.aio binds to it
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+        yield ch
 
 
 @pytest.fixture(scope="session")
-def assignment_channel(settings: Settings) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.assignment_grpc}")
+async def assignment_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+    # created inside the session's event loop: grpc.aio binds to it
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
+        yield ch
 
 
 @pytest.fixture(scope="session")
-def supervision_channel(settings: Settings) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.supervision_grpc}")
+async def supervision_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+    # created inside the session's event loop: grpc.aio binds to it
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
+        yield ch
 
 
 async def eventually(
