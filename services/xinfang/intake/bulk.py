@@ -548,6 +548,9 @@ def run_import(
 ) -> int:
     """The ``xinfang import`` command: 0 when every row went in, else 1.
     A file that cannot be read as a whole imports nothing."""
+    if concurrency < 1:
+        print(f"--concurrency must be at least 1, not {concurrency}", file=sys.stderr)
+        return 1
     try:
         data = Path(path).read_bytes()
         text = data.decode("utf-8")
