@@ -23,6 +23,7 @@ log "lint and types"
 (cd "$root" && "$py/mypy")
 "$root/scripts/gen_protos.sh" --check
 (cd "$root/scripts/ferretdb" && go vet ./...)
+(promtool check rules "$root"/deploy/prometheus/rules/*.yml && promtool test rules "$root"/deploy/prometheus/tests/*.yml)
 
 cleanup() {
   "$root/scripts/services.sh" down || true

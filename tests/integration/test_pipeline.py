@@ -81,16 +81,19 @@ async def test_petition_reaches_every_service(
     assert a.unit_id in expected_units
     assert dict(s.by_unit) == {a.unit_id: 1}
 
-    # the 15-day register-and-route clock was started and stopped
+    # the 15-day register-and-route clock was started and stopped; the written
+    # notice clock (Art. 23) and the unit's objection window are running
     clocks = await eventually(
         lambda: sgrpc.SupervisionServiceStub(supervision_channel).GetCaseClocks(
             spb.GetCaseClocksRequest(district_id=did, case_id=resp.case_id)
         ),
-        lambda c: len(c.clocks) == 1 and not c.clocks[0].open,
+        lambda c: any(k.kind == ev.CLOCK_KIND_REGISTER_AND_ROUTE and not k.open for k in c.clocks),
     )
-    clock = clocks.clocks[0]
-    assert clock.kind == ev.CLOCK_KIND_REGISTER_AND_ROUTE
+    by_kind = {k.kind: k for k in clocks.clocks}
+    clock = by_kind[ev.CLOCK_KIND_REGISTER_AND_ROUTE]
     assert clock.due_at.ToDatetime() > req.received_at.ToDatetime() + timedelta(days=15)
+    assert ev.CLOCK_KIND_WRITTEN_NOTICE in by_kind
+    assert by_kind[ev.CLOCK_KIND_REMIT_OBJECTION].open
 
     # ...and Prometheus has it, labelled by district
     await eventually(

@@ -12,11 +12,14 @@ from xinfang.core.codec import new_event
 from xinfang.core.districts import District, parse_district
 from xinfang.supervision.clocks import (
     SlaState,
-    closed_by,
+    apply_ops,
+    clock_ops,
+    limit_name,
     oldest_overdue_days,
-    opened_by,
     tally_sla,
 )
+
+RR = ev.CLOCK_KIND_REGISTER_AND_ROUTE
 
 TODAY = "20260310"
 
@@ -139,31 +142,35 @@ def test_nothing_overdue_gives_zero() -> None:
     assert oldest_overdue_days({}, TODAY) == 0
 
 
-# --- opened_by / closed_by -------------------------------------------------
+# --- clocks from events ------------------------------------------------------
+
+
+def _start_rr(event: ev.CaseEvent, district: District) -> dict[str, Any]:
+    ops = [o for o in clock_ops(event) if o.kind == RR]
+    return apply_ops(None, ops, district, "case-1", "", "").doc
 
 
 def test_registration_opens_register_and_route_clock_from_receipt() -> None:
     received = datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)
-    clock = opened_by(_registered(received), _district())
-    assert clock is not None
-    assert clock.kind == ev.CLOCK_KIND_REGISTER_AND_ROUTE
-    assert clock.limit_name == "register_and_route"
-    assert clock.started_at == received
+    clock = _start_rr(_registered(received), _district())
+    assert clock["kind"] == RR
+    assert limit_name(clock["kind"]) == "register_and_route"
+    assert clock["started_at"] == received
+    assert clock["open"] and clock["duty"]
 
 
 def test_register_and_route_due_moves_past_spring_festival() -> None:
     # received Sun 2026-02-01; day 15 is Mon 2026-02-16, inside the Spring
     # Festival holiday (02-15..02-23), so the last day is Tue 2026-02-24
-    clock = opened_by(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
-    assert clock is not None
-    assert clock.due_at == datetime(2026, 2, 25, 0, 0, tzinfo=SHANGHAI)
-    assert clock.estimated is False
+    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
+    assert clock["due_at"] == datetime(2026, 2, 25, 0, 0, tzinfo=SHANGHAI)
+    assert clock["due_day"] == "20260225"
+    assert clock["estimated"] is False
 
 
 def test_register_and_route_warns_three_days_before_due() -> None:
-    clock = opened_by(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
-    assert clock is not None
-    assert clock.warn_at == datetime(2026, 2, 22, 0, 0, tzinfo=SHANGHAI)
+    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
+    assert clock["warn_at"] == datetime(2026, 2, 22, 0, 0, tzinfo=SHANGHAI)
 
 
 def test_register_and_route_follows_district_limit_override() -> None:
@@ -171,19 +178,15 @@ def test_register_and_route_follows_district_limit_override() -> None:
         limits={"register_and_route": {"days": 5, "day_type": "working", "warn_days": 1}}
     )
     # received Thu 2026-02-12: Fri 13, Sat 14 (make-up), Tue 24, Wed 25, Thu 26
-    clock = opened_by(_registered(datetime(2026, 2, 12, 10, 0, tzinfo=SHANGHAI)), district)
-    assert clock is not None
-    assert clock.due_at == datetime(2026, 2, 27, 0, 0, tzinfo=SHANGHAI)
-    assert clock.warn_at == datetime(2026, 2, 26, 0, 0, tzinfo=SHANGHAI)
+    clock = _start_rr(_registered(datetime(2026, 2, 12, 10, 0, tzinfo=SHANGHAI)), district)
+    assert clock["due_at"] == datetime(2026, 2, 27, 0, 0, tzinfo=SHANGHAI)
+    assert clock["warn_at"] == datetime(2026, 2, 26, 0, 0, tzinfo=SHANGHAI)
 
 
-def test_routing_opens_no_clock() -> None:
-    assert opened_by(_routed(), _district()) is None
+def test_routing_only_stops_the_register_and_route_clock() -> None:
+    assert [o.op for o in clock_ops(_routed()) if o.kind == RR] == ["stop"]
 
 
-def test_routing_closes_register_and_route_clock() -> None:
-    assert closed_by(_routed()) == ev.CLOCK_KIND_REGISTER_AND_ROUTE
-
-
-def test_registration_closes_no_clock() -> None:
-    assert closed_by(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI))) is None
+def test_registration_stops_no_clock() -> None:
+    ops = clock_ops(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)))
+    assert {o.op for o in ops} == {"start"}

@@ -253,6 +253,7 @@ def to_view(s: lc.CaseState) -> pb.CaseView:
         routed_at=_ts(s.routed_at),
         accepted_at=_ts(s.accepted_at),
         replied_at=_ts(s.replied_at),
+        in_hearing=s.in_hearing,
     )
 
 
@@ -376,6 +377,18 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.ReopenBackflowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
         return await self._run(request.ctx, lc.ReopenBackflow(request.reason))
+
+    @rpc(SERVICE)
+    async def StartHearing(
+        self, request: pb.HearingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.StartHearing())
+
+    @rpc(SERVICE)
+    async def EndHearing(
+        self, request: pb.HearingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.EndHearing())
 
     @rpc(SERVICE)
     async def GetCase(

@@ -44,6 +44,7 @@ __all__ = [
     "Command",
     "Ctx",
     "DecideReview",
+    "EndHearing",
     "Escalate",
     "ExtendHandling",
     "ObjectRemit",
@@ -54,6 +55,7 @@ __all__ = [
     "RequestReview",
     "RouteCase",
     "SendNotice",
+    "StartHearing",
     "Status",
     "apply",
     "decide",
@@ -122,6 +124,7 @@ class CaseState:
     review_requested_at: datetime | None = None
     reviewed_at: datetime | None = None
     backflow_count: int = 0
+    in_hearing: bool = False
     # ids of events from other services this case has reacted to (idempotency)
     inputs: tuple[str, ...] = ()
 
@@ -201,6 +204,16 @@ class ReopenBackflow:
     reason: str
 
 
+@dataclass(frozen=True)
+class StartHearing:
+    pass
+
+
+@dataclass(frozen=True)
+class EndHearing:
+    pass
+
+
 Command = (
     RouteCase
     | SendNotice
@@ -215,6 +228,8 @@ Command = (
     | RequestReview
     | DecideReview
     | ReopenBackflow
+    | StartHearing
+    | EndHearing
 )
 
 
@@ -418,10 +433,21 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
                 (Status.REREVIEW_REQUESTED,),
                 "a re-review decision answers a re-review request",
             )
+            if state.in_hearing:
+                raise _refuse(state, "the hearing is still open; end it before deciding")
             return [
                 ev.ReviewDecided(rereview=True, upheld=cmd.upheld),
                 ev.CaseFinalized(reason="re-review decided (Art. 36)"),
             ]
+        case StartHearing():
+            _need(state, (Status.REREVIEW_REQUESTED,), "a hearing is held during re-review")
+            if state.in_hearing:
+                raise _refuse(state, "a hearing is already open")
+            return [ev.HearingStarted()]
+        case EndHearing():
+            if not state.in_hearing:
+                raise _refuse(state, "no hearing is open")
+            return [ev.HearingEnded()]
         case ReopenBackflow():
             _need(
                 state,
@@ -603,6 +629,10 @@ def apply(state: CaseState, event: ev.CaseEvent) -> CaseState:
             )
         case "finalized":
             return replace(s, status=Status.FINAL)
+        case "hearing_started":
+            return replace(s, in_hearing=True)
+        case "hearing_ended":
+            return replace(s, in_hearing=False)
         case "backflow_reopened":
             return replace(
                 s,

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, le=256)
     case_events_topic: str = "xinfang.case-events.v1"
     dead_letter_topic: str = "xinfang.dead-letter.v1"
+    rankings_topic: str = "xinfang.rankings.v1"
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
+    # how often supervision looks for clocks that fall due
+    scan_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("identity_key")
     @classmethod

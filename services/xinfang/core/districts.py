@@ -125,6 +125,8 @@ class District:
     leaders: dict[str, Leader] = field(default_factory=dict)
     leader_rules: LeaderRules = field(default_factory=LeaderRules)
     reception: Reception = field(default_factory=Reception)
+    # score weights and fairness settings, parsed by supervision.scoring
+    scoring: dict[str, Any] = field(default_factory=dict)
     version: int = 1
 
     def limit(self, name: str) -> Limit:
@@ -218,6 +220,7 @@ def parse_district(doc: dict[str, Any]) -> District:
         leaders=leaders,
         leader_rules=leader_rules,
         reception=reception,
+        scoring=dict(doc.get("scoring") or {}),
         version=int(doc.get("version", 1)),
     )
 

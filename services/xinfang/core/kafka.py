@@ -36,6 +36,8 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
             "partitions": 1,
             "config": {"retention.ms": NINETY_DAYS_MS},
         },
+        # monthly bulletins and quarterly rankings, keyed by district
+        settings.rankings_topic: {"partitions": 1, "config": {"retention.ms": "-1"}},
     }
 
 

@@ -1,41 +1,57 @@
-"""Supervision: keeps every case's statutory clocks and exposes, per district,
-where they stand, as Prometheus metrics.
+"""Supervision: holds every unit and leader to time (全流程办理，全方位监督).
 
-Each clock is one document (indexed by due time), written idempotently with
-the id of the event that opened or closed it. Per-district tallies are
-counter documents updated once per event position, so the exported figures
-need no scan of open cases.
+* Consumes case events and keeps every statutory clock (``clocks.py``), one
+  document per case and clock kind, written idempotently.
+* A scanner finds what is due by reading day buckets (``due:<day>``,
+  ``warn:<day>``) of clock ids, so its work is proportional to what falls
+  due, not to what is open. It publishes ``DeadlineWarned``,
+  ``DeadlineBreached`` and ``SupervisionOrderIssued`` (to the unit and the
+  packaged leader) through the outbox of the clock's own document. A tier's
+  breach makes assignment escalate the case.
+* Tallies per district and clock feed Prometheus; tallies per unit and
+  leader and month feed scores and rankings (``scoring.py``), published on
+  the rankings topic and queryable over gRPC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import grpc
-from prometheus_client.core import GaugeMetricFamily
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import to_timestamp
+from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
-from xinfang.core.errors import InvalidArgument
+from xinfang.core.errors import InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
-from xinfang.core.mongo import Collection, Position, apply_once, inc_once
+from xinfang.core.mongo import Collection, Position, apply_once, inc_once, upsert_by_id
+from xinfang.core.outbox import Outbox
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.supervision import scoring
 from xinfang.supervision.clocks import (
+    Applied,
     SlaState,
+    apply_ops,
     clock_doc_id,
     clock_label,
-    closed_by,
+    clock_ops,
+    day_key,
+    limit_name,
     oldest_overdue_days,
-    opened_by,
+    schedule,
     tally_sla,
 )
+from xinfang.supervision.tallies import TALLY_FIELDS, month_of, tally_deltas, tally_doc_id
 from xinfang.supervision.v1 import supervision_pb2 as pb
 from xinfang.supervision.v1 import supervision_pb2_grpc as pb_grpc
 
@@ -43,81 +59,280 @@ __all__ = ["SPEC", "ClockMetrics", "Supervision"]
 
 SERVICE = "supervision"
 log = get_logger(__name__)
+_IDS = uuid.UUID("0d5b8a7e-93f1-4a0c-9c55-2f1f6c1f2b33")
+_SYSTEM = ev.Actor(user_id="supervision", role="system")
+
+STAGE_DAYS = Histogram(
+    "xinfang_stage_duration_days",
+    "How long a statutory clock ran before it was stopped, in days",
+    ["district", "clock"],
+    buckets=(0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120),
+)
+
+
+def _unset_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, str]:
+    return {k: "" for k in (old or {}) if not k.startswith("_") and k not in new}
 
 
 class Supervision:
-    def __init__(self, clocks: Collection, stats: Collection, directory: Directory) -> None:
-        self.clocks = clocks
-        self.stats = stats
+    def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory, wake: Any) -> None:
+        self.clocks: Collection = rt_db["clocks"]
+        self.stats: Collection = rt_db["clock_stats"]
+        self.cases: Collection = rt_db["cases"]
+        self.buckets: Collection = rt_db["due_buckets"]
+        self.meta: Collection = rt_db["meta"]
+        self.tallies: Collection = rt_db["tallies"]
+        self.rankings: Collection = rt_db["rankings"]
+        self.outbox = outbox
         self.directory = directory
+        self.wake = wake
+        self.producer: AIOKafkaProducer | None = None
+        self.rankings_topic = "xinfang.rankings.v1"
+
+    # ---- consuming case events ---------------------------------------------------
 
     async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
         district = await self.directory.get(event.district_id)
-        opened = opened_by(event, district)
-        kind = closed_by(event)
-        if opened is None and kind is None:
-            return "ignored"
-        extra: dict[str, object] = {}
-        if opened is not None:
-            label = clock_label(opened.kind)
-            due_day = _day_key(opened.due_at)
-            applied = await apply_once(
-                self.clocks,
-                clock_doc_id(event.case_id, opened.kind),
-                event.event_id,
-                {
-                    "$set": {
-                        "district_id": event.district_id,
-                        "case_id": event.case_id,
-                        "kind": opened.kind,
-                        "started_at": opened.started_at,
-                        "due_at": opened.due_at,
-                        "due_day": due_day,
-                        "warn_at": opened.warn_at,
-                        "estimated": opened.estimated,
-                        "unit_id": opened.unit_id,
-                        "open": True,
-                        "breached": False,
-                    }
-                },
-                pos,
-            )
-            inc = {"open": 1, "started": 1, f"due.{due_day}": 1}
-            extra = {"warn_days": district.limit(opened.limit_name).warn_days}
-        else:
-            assert kind is not None
-            label = clock_label(kind)
+        seen, info = await self._case_info(event, pos)
+        if not seen.here:
+            return "duplicate"  # the same event published twice: counted once already
+        by_kind: dict[int, Applied] = {}
+        stats: dict[str, dict[str, int]] = {}
+        ops = clock_ops(event)
+        for kind in dict.fromkeys(op.kind for op in ops):
             doc_id = clock_doc_id(event.case_id, kind)
-            clock = await self.clocks.find_one({"_id": doc_id})
-            if clock is None or clock["district_id"] != event.district_id:
-                raise LookupError(f"{label} clock of case {event.case_id} was never started")
-            if not clock["open"] and event.event_id not in clock.get("_applied", {}):
-                return "ignored"  # already stopped by an earlier event (a re-routing)
-            closed_at = event.occurred_at.ToDatetime(tzinfo=UTC)
-            on_time = closed_at < clock["due_at"]
-            applied = await apply_once(
-                self.clocks,
-                doc_id,
-                event.event_id,
-                {"$set": {"open": False, "closed_at": closed_at, "on_time": on_time}},
-                pos,
-                upsert=False,
+            old = await self.clocks.find_one({"_id": doc_id})
+            if old is not None and old["district_id"] != event.district_id:
+                raise InvalidArgument("district_id", "clock belongs to another district")
+            if old is not None and event.event_id in old.get("_applied", {}):
+                continue  # redelivered after this clock was written
+            res = apply_ops(
+                old,
+                [op for op in ops if op.kind == kind],
+                district,
+                event.case_id,
+                info.get("unit_id", ""),
+                info.get("leader_id", ""),
             )
-            inc = {
-                "open": -1,
-                "completed": 1,
-                "completed_on_time": int(on_time),
-                f"due.{clock['due_day']}": -1,
+            if old is None and not res.doc:
+                continue  # stopping a clock that never ran
+            upd: dict[str, Any] = {
+                "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
             }
-        if applied.here:
+            unset = _unset_fields(old, res.doc)
+            if unset:
+                upd["$unset"] = unset
+            await upsert_by_id(self.clocks, doc_id, upd)
+            by_kind[kind] = res
+            for bucket, day in res.indexed:
+                await self._index(bucket, day, doc_id)
+            label = clock_label(kind)
+            acc = stats.setdefault(label, {})
+            for k, n in res.stats.items():
+                acc[k] = acc.get(k, 0) + n
+            if res.duration_days is not None:
+                STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
+        k = event.WhichOneof("payload") or ""
+        counted = {
+            "deadline_warned": "warned",
+            "deadline_breached": "breached",
+            "supervision_order_issued": "orders",
+        }.get(k)
+        if counted:
+            acc = stats.setdefault(clock_label(getattr(event, k).clock), {})
+            acc[counted] = acc.get(counted, 0) + 1
+        for label, deltas in stats.items():
+            inc = {f: n for f, n in deltas.items() if n}
+            if not inc:
+                continue
+            warn = district.limit(_stats_limit(ev.ClockKind.Value(f"CLOCK_KIND_{label.upper()}")))
             await inc_once(
                 self.stats,
                 f"{event.district_id}:{label}",
                 pos,
                 inc,
-                {"district_id": event.district_id, "clock": label, **extra},
+                {"district_id": event.district_id, "clock": label, "warn_days": warn.warn_days},
             )
-        return "applied" if applied.first else "duplicate"
+        month = month_of(event)
+        for kind_name, subject, inc in tally_deltas(
+            event,
+            info.get("unit_id", ""),
+            info.get("leader_id", ""),
+            bool(info.get("escalated")),
+            by_kind,
+        ):
+            await inc_once(
+                self.tallies,
+                tally_doc_id(event.district_id, month, kind_name, subject),
+                pos,
+                inc,
+                {"district_id": event.district_id, "month": month, "kind": kind_name,
+                 "subject": subject},
+            )  # fmt: skip
+        return "applied" if seen.first else "duplicate"
+
+    async def _case_info(self, event: ev.CaseEvent, pos: Position) -> tuple[Any, dict[str, Any]]:
+        """Record the event against its case (the dedupe for everything this
+        service does with it) and return who answers for the case: its unit
+        and its packaged leader, as they were before this event."""
+        before = await self.cases.find_one({"_id": event.case_id}) or {}
+        if before and before.get("district_id") != event.district_id:
+            raise InvalidArgument("district_id", "case belongs to another district")
+        k = event.WhichOneof("payload")
+        upd: dict[str, Any] = {"district_id": event.district_id}
+        if k == "registered":
+            upd["escalated"] = event.registered.escalated
+        elif k == "routed":
+            upd["unit_id"] = event.routed.unit_id
+        elif k == "remit_objected":
+            upd["unit_id"] = ""
+        elif k == "accepted":
+            upd["unit_id"] = event.accepted.unit_id
+        elif k == "leader_package_assigned":
+            upd["leader_id"] = event.leader_package_assigned.leader_id
+        seen = await apply_once(self.cases, event.case_id, event.event_id, {"$set": upd}, pos)
+        info = dict(before)
+        if k in ("accepted", "leader_package_assigned"):
+            info.update(upd)  # the new unit or leader answers for what this step starts
+        return seen, info
+
+    async def _index(self, bucket: str, day: str, clock_id: str) -> None:
+        await upsert_by_id(self.buckets, f"{bucket}:{day}", {"$addToSet": {"ids": clock_id}})
+        # a clock indexed on a day the scanner already passed: have it look again
+        await upsert_by_id(self.meta, "scan", {"$min": {"rescan_from": day}})
+
+    # ---- the scanner ------------------------------------------------------------------
+
+    async def scan(self, now: datetime, lookback_days: int = 90) -> int:
+        """One pass over the buckets due up to today; returns events emitted."""
+        today = now.astimezone(SHANGHAI).date()
+        meta = await self.meta.find_one({"_id": "scan"}) or {}
+        start = today - timedelta(days=lookback_days)
+        if "done_through" in meta:  # catch up from where the last pass ended
+            start = _day(meta["done_through"]) + timedelta(days=1)
+        if "rescan_from" in meta:  # clocks were indexed on days already passed
+            start = min(start, _day(meta["rescan_from"]))
+            # cleared only if nobody lowered it meanwhile (meta is tiny: a scan is cheap)
+            await self.meta.update_one(
+                {"_id": "scan", "rescan_from": meta["rescan_from"]}, {"$unset": {"rescan_from": ""}}
+            )
+        emitted = 0
+        day = start
+        while day <= today:
+            key = day.strftime("%Y%m%d")
+            for bucket in ("warn", "due"):
+                doc = await self.buckets.find_one({"_id": f"{bucket}:{key}"})
+                for clock_id in (doc or {}).get("ids", []):
+                    emitted += await self._check(clock_id, bucket, now)
+            day += timedelta(days=1)
+        # yesterday is complete; today's buckets are read again on the next pass
+        done = (today - timedelta(days=1)).strftime("%Y%m%d")
+        await upsert_by_id(self.meta, "scan", {"$set": {"done_through": done}})
+        if emitted:
+            self.wake()
+        return emitted
+
+    async def _check(self, clock_id: str, bucket: str, now: datetime) -> int:
+        c = await self.clocks.find_one({"_id": clock_id})
+        if c is None or not c.get("open") or c.get("paused"):
+            return 0
+        kind = c["kind"]
+        events: list[ev.CaseEvent] = []
+        fields: dict[str, Any] = {}
+        due_ts = to_timestamp(c["due_at"])
+
+        def event_id(what: str) -> str:  # deterministic: a second pass emits the same ids
+            return str(uuid.uuid5(_IDS, f"{clock_id}:{what}:{c['due_at'].isoformat()}"))
+
+        def make(what: str, **payload: Any) -> ev.CaseEvent:
+            return new_event(
+                case_id=c["case_id"],
+                district_id=c["district_id"],
+                producer=SERVICE,
+                case_version=0,
+                actor=_SYSTEM,
+                event_id=event_id(what),
+                **payload,
+            )
+
+        info = await self.cases.find_one({"_id": c["case_id"]}) or {}
+        unit = str(info.get("unit_id") or c.get("unit_id") or "")
+        leader = str(info.get("leader_id") or "")
+        if bucket == "warn" and not c.get("warned") and c["warn_at"] <= now < c["due_at"]:
+            if c.get("duty"):
+                events.append(
+                    make("warn", deadline_warned=ev.DeadlineWarned(
+                        clock=kind, due_at=due_ts, unit_id=unit))
+                )  # fmt: skip
+            fields["warned"] = True
+        if bucket == "due" and not c.get("breached") and c["due_at"] <= now:
+            if c.get("duty"):
+                days = max(1, (now - c["due_at"]).days + 1)
+                events.append(
+                    make("breach", deadline_breached=ev.DeadlineBreached(
+                        clock=kind, due_at=due_ts, unit_id=unit, tier=c.get("tier", 0)))
+                )  # fmt: skip
+                events.append(
+                    make("order", supervision_order_issued=ev.SupervisionOrderIssued(
+                        order_id=event_id("order-id"), clock=kind, unit_id=unit,
+                        leader_id=leader, days_overdue=days))
+                )  # fmt: skip
+                fields["breached"] = True
+            else:  # a window ran out: it closes, nobody failed
+                fields.update(open=False, expired=True, closed_at=c["due_at"])
+                await self.stats.update_one(
+                    {"_id": f"{c['district_id']}:{clock_label(kind)}"},
+                    {"$inc": {"open": -1, f"due.{c['due_day']}": -1, "expired": 1}},
+                )
+        if not fields:
+            return 0
+        staged = await self.outbox.stage(self.clocks, clock_id, events) if events else {}
+        await self.clocks.update_one({"_id": clock_id}, {"$set": {**fields, **staged}})
+        return len(events)
+
+    async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int]:
+        """Recompute the deadlines of a district's open clocks (its calendar or
+        limits changed). Reads the due buckets around today: work grows with
+        the open clocks of that district, not with all clocks."""
+        district = await self.directory.get(district_id)
+        today = datetime.now(SHANGHAI).date()
+        seen: set[str] = set()
+        open_n = moved = 0
+        for offset in range(-horizon_days, horizon_days + 1):
+            key = (today + timedelta(days=offset)).strftime("%Y%m%d")
+            doc = await self.buckets.find_one({"_id": f"due:{key}"})
+            for clock_id in (doc or {}).get("ids", []):
+                if clock_id in seen:
+                    continue
+                seen.add(clock_id)
+                c = await self.clocks.find_one({"_id": clock_id})
+                if c is None or c["district_id"] != district_id or not c.get("open"):
+                    continue
+                if c.get("due_day") != key:
+                    continue  # a stale bucket entry; the clock is indexed elsewhere
+                open_n += 1
+                dl, warn = schedule(
+                    c["kind"], c.get("tier", 0), c["started_at"], c.get("extra_days", 0), district
+                )
+                if dl.due_at == c["due_at"]:
+                    continue
+                moved += 1
+                new_day = day_key(dl.due_at)
+                await self.clocks.update_one(
+                    {"_id": clock_id},
+                    {"$set": {"due_at": dl.due_at, "due_day": new_day, "warn_at": warn,
+                              "estimated": dl.estimated, "warned": False, "breached": False}},
+                )  # fmt: skip
+                label = clock_label(c["kind"])
+                await self.stats.update_one(
+                    {"_id": f"{district_id}:{label}"},
+                    {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}},
+                )
+                await self._index("due", new_day, clock_id)
+                await self._index("warn", day_key(warn), clock_id)
+        return open_n, moved
+
+    # ---- queries and rankings ----------------------------------------------------------
 
     async def case_clocks(self, district_id: str, case_id: str) -> pb.CaseClocks:
         if not district_id:
@@ -137,25 +352,105 @@ class Supervision:
                     started_at=to_timestamp(c["started_at"]),
                     due_at=to_timestamp(c["due_at"]),
                     open=c["open"],
-                    breached=c["breached"],
+                    breached=c.get("breached", False),
+                    warned=c.get("warned", False),
+                    paused=c.get("paused", False),
+                    extra_days=c.get("extra_days", 0),
+                    estimated=c.get("estimated", False),
                     unit_id=c.get("unit_id", ""),
                 )
             )
         return out
 
+    async def publish_ranking(self, district_id: str, period: str) -> list[pb.Ranking]:
+        months = _months(period)
+        district = await self.directory.get(district_id)
+        rules = scoring.parse_scoring(district.scoring)
+        subjects = {
+            "unit": [u for u, x in district.units.items() if x.kind != "external"],
+            "leader": list(district.leaders),
+        }
+        out = []
+        for kind, ids in subjects.items():
+            tallies = []
+            for subject in ids:
+                total = dict.fromkeys(TALLY_FIELDS, 0)
+                for m in months:
+                    doc = await self.tallies.find_one(
+                        {"_id": tally_doc_id(district_id, m, kind, subject)}
+                    )
+                    for f in TALLY_FIELDS:
+                        total[f] += int((doc or {}).get(f, 0))
+                tallies.append(scoring.Tally(subject=subject, kind=kind, **total))
+            scores = scoring.score_all(tallies, rules)
+            ranking = pb.Ranking(
+                district_id=district_id,
+                period=period,
+                kind=kind,
+                ranking_id=str(uuid.uuid4()),
+                published_at=to_timestamp(datetime.now(UTC)),
+                rows=[
+                    pb.ScoreRow(
+                        subject=s.subject,
+                        score=s.score,
+                        volume=s.volume,
+                        ranked=s.ranked,
+                        rank=s.rank or 0,
+                        bottom=s.bottom,
+                        components=s.components,
+                    )
+                    for s in scores
+                ],
+            )
+            await upsert_by_id(
+                self.rankings,
+                f"{district_id}:{period}:{kind}",
+                {"$set": {"district_id": district_id, "bytes": ranking.SerializeToString()}},
+            )
+            if self.producer is not None:
+                await self.producer.send_and_wait(
+                    self.rankings_topic, value=ranking.SerializeToString(), key=district_id.encode()
+                )
+            out.append(ranking)
+        return out
 
-def _day_key(due_at: datetime) -> str:
-    """Clocks are bucketed by the local day they fall due on (due_at is 00:00
-    of the day after the last day), so "how many are overdue" is a sum over a
-    few buckets in one document rather than a query over every open clock."""
-    return due_at.astimezone(SHANGHAI).strftime("%Y%m%d")
+    async def get_ranking(self, district_id: str, period: str, kind: str) -> pb.Ranking:
+        _months(period)
+        if kind not in ("unit", "leader"):
+            raise InvalidArgument("kind", "unit or leader")
+        doc = await self.rankings.find_one({"_id": f"{district_id}:{period}:{kind}"})
+        if doc is None or doc["district_id"] != district_id:
+            raise NotFound(f"period: no {kind} ranking published for {district_id} {period}")
+        return pb.Ranking.FromString(doc["bytes"])
+
+
+def _day(key: str) -> date:
+    return datetime.strptime(key, "%Y%m%d").date()
+
+
+def _stats_limit(kind: int) -> str:
+    return limit_name(kind, ev.TIER_TOWNSHIP) if kind == ev.CLOCK_KIND_TIER else limit_name(kind)
+
+
+def _months(period: str) -> list[str]:
+    """The months of a period: ``2026-03`` -> itself, ``2026-Q1`` -> three."""
+    try:
+        year = int(period[:4])
+        if len(period) == 7 and period[4:6] == "-Q" and period[6] in "1234":
+            q = int(period[6])
+            return [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
+        if len(period) == 7 and period[4] == "-" and 1 <= int(period[5:]) <= 12:
+            return [period]
+    except ValueError:
+        pass
+    raise InvalidArgument("period", "a month YYYY-MM or a quarter YYYY-Qn")
 
 
 class ClockMetrics(Collector):
     """Exports the per-district clock tallies last read by ``refresh``.
 
-    Gauges, not counters: the figures live in the store and survive restarts
-    of this process, so every replica exports the same numbers (aggregate with
+    Gauges and counters from the store, not from this process: they survive
+    restarts, and every replica exports the same figures (aggregate with
     ``max``). Labels: district, clock, sla_state: bounded by configuration.
     """
 
@@ -166,29 +461,40 @@ class ClockMetrics(Collector):
         # one document per district and clock kind: small, read whole
         self.stats = await sup.stats.find({}, {"_wm": 0}).to_list(None)
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         today = datetime.now(SHANGHAI).strftime("%Y%m%d")
+        labels2 = ["district", "clock"]
         open_ = GaugeMetricFamily(
-            "xinfang_clocks_open",
-            "Open statutory clocks by SLA state",
+            "xinfang_clocks_open", "Open statutory clocks by SLA state",
             labels=["district", "clock", "sla_state"],
-        )
+        )  # fmt: skip
         overdue = GaugeMetricFamily(
-            "xinfang_clocks_overdue", "Open clocks past due", labels=["district", "clock"]
+            "xinfang_clocks_overdue", "Open clocks past due", labels=labels2
         )
         oldest = GaugeMetricFamily(
             "xinfang_clocks_oldest_overdue_days",
             "Days since the oldest open overdue clock fell due",
-            labels=["district", "clock"],
+            labels=labels2,
         )
         totals = {
-            f: GaugeMetricFamily(f"xinfang_clocks_{f}", doc, labels=["district", "clock"])
+            f: GaugeMetricFamily(f"xinfang_clocks_{f}", doc, labels=labels2)
             for f, doc in (
                 ("started", "Clocks started (all time)"),
                 ("completed", "Clocks stopped (all time)"),
                 ("completed_on_time", "Clocks stopped before they fell due (all time)"),
             )
         }
+        counters = {
+            f: CounterMetricFamily(name, doc, labels=labels2)
+            for f, name, doc in (
+                ("warned", "xinfang_deadline_warnings", "Warnings before a deadline"),
+                ("breached", "xinfang_deadline_breaches", "Deadlines breached"),
+            )
+        }
+        orders = CounterMetricFamily(
+            "xinfang_supervision_orders", "Supervision orders (督办) issued", labels=["district"]
+        )
+        orders_by_district: dict[str, float] = {}
         for s in self.stats:
             labels = [str(s.get("district_id", "")), str(s.get("clock", ""))]
             tally = tally_sla(s.get("due", {}), today, int(s.get("warn_days", 3)))
@@ -198,7 +504,14 @@ class ClockMetrics(Collector):
             oldest.add_metric(labels, oldest_overdue_days(s.get("due", {}), today))
             for f, fam in totals.items():
                 fam.add_metric(labels, float(s.get(f, 0)))
-        yield from (open_, overdue, oldest, *totals.values())
+            for f, cfam in counters.items():
+                cfam.add_metric(labels, float(s.get(f, 0)))
+            orders_by_district[labels[0]] = orders_by_district.get(labels[0], 0.0) + float(
+                s.get("orders", 0)
+            )
+        for district_id, n in orders_by_district.items():
+            orders.add_metric([district_id], n)
+        yield from (open_, overdue, oldest, *totals.values(), *counters.values(), orders)
 
 
 class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
@@ -211,18 +524,46 @@ class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
     ) -> pb.CaseClocks:
         return await self.sup.case_clocks(request.district_id, request.case_id)
 
+    @rpc(SERVICE)
+    async def PublishRanking(
+        self, request: pb.PublishRankingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Ranking:
+        if not request.district_id:
+            raise InvalidArgument("district_id", "is required")
+        rankings = await self.sup.publish_ranking(request.district_id, request.period)
+        return rankings[0]
 
-async def _refresh_metrics(metrics: ClockMetrics, sup: Supervision, every: float) -> None:
+    @rpc(SERVICE)
+    async def GetRanking(
+        self, request: pb.GetRankingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Ranking:
+        if not request.district_id:
+            raise InvalidArgument("district_id", "is required")
+        return await self.sup.get_ranking(request.district_id, request.period, request.kind)
+
+    @rpc(SERVICE)
+    async def ReevaluateClocks(
+        self, request: pb.ReevaluateClocksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReevaluateClocksResponse:
+        if not request.district_id:
+            raise InvalidArgument("district_id", "is required")
+        open_n, moved = await self.sup.reevaluate(request.district_id)
+        return pb.ReevaluateClocksResponse(open_clocks=open_n, moved=moved)
+
+
+async def _every(seconds: float, what: str, fn: Any) -> None:
     while True:
         try:
-            await metrics.refresh(sup)
+            await fn()
         except Exception:
-            log.exception("metrics refresh failed")
-        await asyncio.sleep(every)
+            log.exception(f"{what} failed")
+        await asyncio.sleep(seconds)
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    sup = Supervision(rt.db["clocks"], rt.db["clock_stats"], rt.directory)
+    sup = Supervision(rt.db, rt.outbox, rt.directory, rt.wake_relay)
+    sup.producer = rt.producer
+    sup.rankings_topic = rt.settings.rankings_topic
     rt.grpc.add(
         pb_grpc.add_SupervisionServiceServicer_to_server,
         SupervisionServicer(sup),
@@ -230,8 +571,16 @@ async def _setup(rt: Runtime) -> Handler | None:
     )
     metrics = ClockMetrics()
     REGISTRY.register(metrics)
-    rt.spawn(_refresh_metrics(metrics, sup, rt.settings.metrics_refresh_seconds), "clock-metrics")
+    every = rt.settings.metrics_refresh_seconds
+    rt.spawn(_every(every, "metrics refresh", lambda: metrics.refresh(sup)), "clock-metrics")
+    scan_every = rt.settings.scan_seconds
+    rt.spawn(_every(scan_every, "deadline scan", lambda: sup.scan(datetime.now(UTC))), "scanner")
     return sup.handle
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
+SPEC = ServiceSpec(
+    name=SERVICE,
+    consumes=True,
+    setup=_setup,
+    outbox_collections=lambda rt: [rt.db["clocks"]],
+)

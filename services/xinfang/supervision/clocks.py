@@ -1,25 +1,42 @@
-"""Statutory clocks, free of I/O: which clock an event starts or stops, and
-when it falls due on the district's calendar."""
+"""Statutory clocks, free of I/O: which clocks an event starts, stops, extends
+or pauses, and when each falls due on the district's calendar.
+
+A *duty* clock (register and route, written notice, a tier's time box,
+handling, review and re-review decisions) breaches when it runs out: a
+breach event and a supervision order follow. A *window* clock (the unit's
+remit objection, the petitioner's review and re-review requests) only
+expires: running out is not anyone's failure, it closes a door.
+
+Extra days move a deadline: an approved extension of handling (Art. 34) and
+the days of a hearing during re-review (Art. 36: not counted). A hearing's
+days are the calendar days it touched, first and last included.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.calendar import compute_deadline
+from xinfang.core.calendar import SHANGHAI, Deadline, compute_deadline
 from xinfang.core.districts import District
 
 __all__ = [
-    "ClockOpen",
+    "DUTY",
+    "ClockOp",
     "SlaState",
+    "apply_ops",
     "clock_doc_id",
     "clock_label",
-    "closed_by",
-    "compute_warn",
+    "clock_ops",
+    "day_key",
+    "limit_name",
     "oldest_overdue_days",
-    "opened_by",
+    "schedule",
     "sla_state",
     "tally_sla",
 ]
@@ -31,15 +48,16 @@ class SlaState(StrEnum):
     OVERDUE = "overdue"
 
 
-@dataclass(frozen=True)
-class ClockOpen:
-    kind: int  # ev.ClockKind
-    limit_name: str
-    started_at: datetime
-    due_at: datetime
-    warn_at: datetime
-    estimated: bool
-    unit_id: str = ""
+DUTY: frozenset[int] = frozenset(
+    {
+        ev.CLOCK_KIND_REGISTER_AND_ROUTE,
+        ev.CLOCK_KIND_WRITTEN_NOTICE,
+        ev.CLOCK_KIND_TIER,
+        ev.CLOCK_KIND_HANDLING,
+        ev.CLOCK_KIND_REVIEW_DECISION,
+        ev.CLOCK_KIND_REREVIEW_DECISION,
+    }
+)
 
 
 def clock_label(kind: int) -> str:
@@ -51,34 +69,234 @@ def clock_doc_id(case_id: str, kind: int) -> str:
     return f"{case_id}:{clock_label(kind)}"
 
 
-def opened_by(event: ev.CaseEvent, district: District) -> ClockOpen | None:
-    """The clock an event starts, if any. Registration starts the 15-day
-    register-and-route clock (Art. 22) from receipt."""
-    if event.WhichOneof("payload") == "registered":
-        start = event.registered.received_at.ToDatetime(tzinfo=UTC)
-        limit = district.limit("register_and_route")
-        dl = compute_deadline(start, limit.days, limit.day_type, district.calendar)
-        warn = compute_warn(dl.due_at, limit.warn_days)
-        return ClockOpen(
-            ev.CLOCK_KIND_REGISTER_AND_ROUTE,
-            "register_and_route",
-            start,
-            dl.due_at,
-            warn,
-            dl.estimated,
+def limit_name(kind: int, tier: int = 0) -> str:
+    """The district limit that sets a clock's length."""
+    if kind == ev.CLOCK_KIND_TIER:
+        return "tier_" + ev.Tier.Name(ev.Tier.ValueType(tier)).removeprefix("TIER_").lower()
+    return clock_label(kind)
+
+
+def day_key(at: datetime) -> str:
+    """The local day (``YYYYMMDD``) an instant falls on: clocks are bucketed by
+    the day they fall due, so counting or finding what is due reads a few
+    buckets rather than every open clock."""
+    return at.astimezone(SHANGHAI).strftime("%Y%m%d")
+
+
+# ---- what events do to clocks ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClockOp:
+    op: str  # start | stop | extend | pause | resume
+    kind: int
+    at: datetime
+    tier: int = 0
+    days: int = 0
+
+
+def _when(event: ev.CaseEvent) -> datetime:
+    return event.occurred_at.ToDatetime(tzinfo=UTC)
+
+
+def clock_ops(event: ev.CaseEvent) -> list[ClockOp]:
+    """The clock operations one case event causes, in order."""
+    at = _when(event)
+    k = event.WhichOneof("payload")
+    match k:
+        case "registered":
+            received = event.registered.received_at.ToDatetime(tzinfo=UTC)
+            return [
+                ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, received),
+                ClockOp("start", ev.CLOCK_KIND_WRITTEN_NOTICE, received),
+            ]
+        case "routed":
+            ops = [ClockOp("stop", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at)]
+            if event.routed.decision in (ev.ROUTING_DECISION_ACCEPT, ev.ROUTING_DECISION_FORWARD):
+                ops.append(ClockOp("start", ev.CLOCK_KIND_REMIT_OBJECTION, at))
+            return ops
+        case "notice_sent":
+            return [ClockOp("stop", ev.CLOCK_KIND_WRITTEN_NOTICE, at)]
+        case "remit_objected":
+            # back to registration: a new register-and-route clock from now
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
+                ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at),
+            ]
+        case "accepted":
+            ops = [
+                ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
+                ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
+            ]
+            if event.accepted.tier:
+                ops.append(ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.accepted.tier))
+            return ops
+        case "tier_escalated":
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_TIER, at),
+                ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.tier_escalated.to_tier),
+            ]
+        case "handling_extended":
+            return [
+                ClockOp("extend", ev.CLOCK_KIND_HANDLING, at, days=event.handling_extended.days)
+            ]
+        case "reply_issued":
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_HANDLING, at),
+                ClockOp("stop", ev.CLOCK_KIND_TIER, at),
+                ClockOp("start", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+            ]
+        case "review_requested":
+            if event.review_requested.rereview:
+                return [
+                    ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+                    ClockOp("start", ev.CLOCK_KIND_REREVIEW_DECISION, at),
+                ]
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+                ClockOp("start", ev.CLOCK_KIND_REVIEW_DECISION, at),
+            ]
+        case "review_decided":
+            if event.review_decided.rereview:
+                return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_REVIEW_DECISION, at),
+                ClockOp("start", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+            ]
+        case "hearing_started":
+            return [ClockOp("pause", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
+        case "hearing_ended":
+            return [ClockOp("resume", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
+        case "backflow_reopened":
+            return [
+                ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+                ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+                ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
+            ]
+        case "finalized":
+            return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at)]
+    return []
+
+
+# ---- deadlines -----------------------------------------------------------------
+
+
+def schedule(
+    kind: int, tier: int, start: datetime, extra_days: int, district: District
+) -> tuple[Deadline, datetime]:
+    """(deadline, warning time) of a clock: the district's limit plus extra days."""
+    limit = district.limit(limit_name(kind, tier))
+    dl = compute_deadline(start, limit.days + extra_days, limit.day_type, district.calendar)
+    return dl, dl.due_at - timedelta(days=limit.warn_days)
+
+
+def _hearing_days(paused_at: datetime, resumed_at: datetime) -> int:
+    first = paused_at.astimezone(SHANGHAI).date()
+    last = resumed_at.astimezone(SHANGHAI).date()
+    return (last - first).days + 1
+
+
+@dataclass
+class Applied:
+    """What applying ops to one clock document changed."""
+
+    doc: dict[str, Any]
+    stats: dict[str, int]  # increments of the district x clock tallies
+    indexed: list[tuple[str, str]]  # (bucket kind "warn"/"due", day) to index the clock under
+    closed_late_days: int = 0  # for a clock stopped late: how late, in days
+    duration_days: float | None = None  # for a stopped clock: how long it ran
+
+
+def apply_ops(
+    doc: Mapping[str, Any] | None,
+    ops: list[ClockOp],
+    district: District,
+    case_id: str,
+    unit_id: str,
+    leader_id: str,
+) -> Applied:
+    """Fold a clock document through ops. Pure: the caller reads and writes."""
+    d: dict[str, Any] = {k: v for k, v in (doc or {}).items() if not k.startswith("_")}
+    stats: dict[str, int] = {}
+    indexed: list[tuple[str, str]] = []
+    late_days = 0
+    duration: float | None = None
+
+    def bump(key: str, n: int) -> None:
+        stats[key] = stats.get(key, 0) + n
+
+    def index() -> None:
+        indexed.append(("due", d["due_day"]))
+        indexed.append(("warn", day_key(d["warn_at"])))
+
+    def reschedule() -> None:
+        dl, warn = schedule(d["kind"], d.get("tier", 0), d["started_at"], d["extra_days"], district)
+        if d.get("open") and not d.get("paused") and "due_day" in d:
+            bump(f"due.{d['due_day']}", -1)
+        d.update(
+            due_at=dl.due_at,
+            due_day=day_key(dl.due_at),
+            warn_at=warn,
+            estimated=dl.estimated,
+            warned=False,
+            breached=False,
         )
-    return None
+        if d.get("open") and not d.get("paused"):
+            bump(f"due.{d['due_day']}", 1)
+            index()
+
+    for op in ops:
+        if op.op == "start":
+            if d.get("open"):  # restarted (an escalation, a backflow): the old one ends
+                if not d.get("paused"):
+                    bump(f"due.{d['due_day']}", -1)
+                bump("open", -1)
+            d.update(
+                case_id=case_id,
+                district_id=district.district_id,
+                kind=op.kind,
+                tier=op.tier,
+                duty=op.kind in DUTY,
+                started_at=op.at,
+                extra_days=0,
+                open=True,
+                paused=False,
+                unit_id=unit_id,
+                leader_id=leader_id,
+            )
+            d.pop("closed_at", None)
+            d.pop("on_time", None)
+            bump("open", 1)
+            bump("started", 1)
+            reschedule()
+        elif not d.get("open"):
+            continue  # stopping, extending or pausing a clock that is not running
+        elif op.op == "stop":
+            on_time = op.at < d["due_at"]
+            if not d.get("paused"):
+                bump(f"due.{d['due_day']}", -1)
+            d.update(open=False, closed_at=op.at, on_time=on_time, paused=False)
+            bump("open", -1)
+            bump("completed", 1)
+            bump("completed_on_time", int(on_time))
+            if not on_time:
+                late_days = math.ceil((op.at - d["due_at"]).total_seconds() / 86400)
+            duration = (op.at - d["started_at"]).total_seconds() / 86400
+        elif op.op == "extend":
+            d["extra_days"] = d.get("extra_days", 0) + op.days
+            reschedule()
+        elif op.op == "pause" and not d.get("paused"):
+            bump(f"due.{d['due_day']}", -1)
+            d.update(paused=True, paused_at=op.at)
+        elif op.op == "resume" and d.get("paused"):
+            d["extra_days"] = d.get("extra_days", 0) + _hearing_days(d["paused_at"], op.at)
+            d["paused"] = False
+            d.pop("paused_at", None)
+            reschedule()
+    return Applied(d, stats, indexed, late_days, duration)
 
 
-def closed_by(event: ev.CaseEvent) -> int | None:
-    """The clock kind an event stops, if any."""
-    if event.WhichOneof("payload") == "routed":
-        return ev.CLOCK_KIND_REGISTER_AND_ROUTE
-    return None
-
-
-def compute_warn(due_at: datetime, warn_days: int) -> datetime:
-    return due_at - timedelta(days=warn_days)
+# ---- SLA tallies for metrics --------------------------------------------------
 
 
 def sla_state(now: datetime, due_at: datetime, warn_at: datetime) -> SlaState:

@@ -114,6 +114,16 @@ class AssignmentServiceStub:
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.SerializeToString,
                 response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
                 _registered_method=True)
+        self.StartHearing = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/StartHearing',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.EndHearing = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/EndHearing',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
         self.GetCase = channel.unary_unary(
                 '/xinfang.assignment.v1.AssignmentService/GetCase',
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetCaseRequest.SerializeToString,
@@ -227,6 +237,18 @@ class AssignmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartHearing(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndHearing(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCase(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -320,6 +342,16 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
             'ReopenBackflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ReopenBackflow,
                     request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'StartHearing': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartHearing,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'EndHearing': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndHearing,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.FromString,
                     response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
             ),
             'GetCase': grpc.unary_unary_rpc_method_handler(
@@ -764,6 +796,60 @@ class AssignmentService:
             target,
             '/xinfang.assignment.v1.AssignmentService/ReopenBackflow',
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ReopenBackflowRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartHearing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/StartHearing',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndHearing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/EndHearing',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.HearingRequest.SerializeToString,
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
             options,
             channel_credentials,

@@ -55,6 +55,8 @@ class AssignmentServiceStub:
     RequestReview: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.RequestReviewRequest, _assignment_pb2.CaseView]
     DecideReview: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.DecideReviewRequest, _assignment_pb2.CaseView]
     ReopenBackflow: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.ReopenBackflowRequest, _assignment_pb2.CaseView]
+    StartHearing: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]
+    EndHearing: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]
     GetCase: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.GetCaseRequest, _assignment_pb2.CaseView]
     GetTimeline: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.GetTimelineRequest, _assignment_pb2.Timeline]
 
@@ -79,6 +81,8 @@ class AssignmentServiceAsyncStub(AssignmentServiceStub):
     RequestReview: _aio.UnaryUnaryMultiCallable[_assignment_pb2.RequestReviewRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     DecideReview: _aio.UnaryUnaryMultiCallable[_assignment_pb2.DecideReviewRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     ReopenBackflow: _aio.UnaryUnaryMultiCallable[_assignment_pb2.ReopenBackflowRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
+    StartHearing: _aio.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
+    EndHearing: _aio.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     GetCase: _aio.UnaryUnaryMultiCallable[_assignment_pb2.GetCaseRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     GetTimeline: _aio.UnaryUnaryMultiCallable[_assignment_pb2.GetTimelineRequest, _assignment_pb2.Timeline]  # type: ignore[assignment]
 
@@ -194,6 +198,20 @@ class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     def ReopenBackflow(
         self,
         request: _assignment_pb2.ReopenBackflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assignment_pb2.CaseView, _abc.Awaitable[_assignment_pb2.CaseView]]: ...
+
+    @_abc_1.abstractmethod
+    def StartHearing(
+        self,
+        request: _assignment_pb2.HearingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assignment_pb2.CaseView, _abc.Awaitable[_assignment_pb2.CaseView]]: ...
+
+    @_abc_1.abstractmethod
+    def EndHearing(
+        self,
+        request: _assignment_pb2.HearingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assignment_pb2.CaseView, _abc.Awaitable[_assignment_pb2.CaseView]]: ...
 

@@ -286,6 +286,8 @@ class CaseEvent(_message.Message):
     BACKFLOW_REOPENED_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     LEADER_VISIT_OUT_FIELD_NUMBER: _builtins.int
+    HEARING_STARTED_FIELD_NUMBER: _builtins.int
+    HEARING_ENDED_FIELD_NUMBER: _builtins.int
     CLOCK_STARTED_FIELD_NUMBER: _builtins.int
     CLOCK_STOPPED_FIELD_NUMBER: _builtins.int
     DEADLINE_WARNED_FIELD_NUMBER: _builtins.int
@@ -338,6 +340,10 @@ class CaseEvent(_message.Message):
     @_builtins.property
     def leader_visit_out(self) -> Global___LeaderVisitOutRecorded: ...
     @_builtins.property
+    def hearing_started(self) -> Global___HearingStarted: ...
+    @_builtins.property
+    def hearing_ended(self) -> Global___HearingEnded: ...
+    @_builtins.property
     def clock_started(self) -> Global___ClockStarted: ...
     @_builtins.property
     def clock_stopped(self) -> Global___ClockStopped: ...
@@ -373,17 +379,19 @@ class CaseEvent(_message.Message):
         backflow_reopened: Global___BackflowReopened | None = ...,
         accepted: Global___CaseAccepted | None = ...,
         leader_visit_out: Global___LeaderVisitOutRecorded | None = ...,
+        hearing_started: Global___HearingStarted | None = ...,
+        hearing_ended: Global___HearingEnded | None = ...,
         clock_started: Global___ClockStarted | None = ...,
         clock_stopped: Global___ClockStopped | None = ...,
         deadline_warned: Global___DeadlineWarned | None = ...,
         deadline_breached: Global___DeadlineBreached | None = ...,
         supervision_order_issued: Global___SupervisionOrderIssued | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -801,6 +809,38 @@ class BackflowReopened(_message.Message):
 Global___BackflowReopened: _TypeAlias = BackflowReopened  # noqa: Y015
 
 @_typing.final
+class HearingStarted(_message.Message):
+    """A hearing (听证) during re-review: its days do not count (Art. 36)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HearingStarted: _TypeAlias = HearingStarted  # noqa: Y015
+
+@_typing.final
+class HearingEnded(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HearingEnded: _TypeAlias = HearingEnded  # noqa: Y015
+
+@_typing.final
 class ClockStarted(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -912,10 +952,12 @@ class SupervisionOrderIssued(_message.Message):
     CLOCK_FIELD_NUMBER: _builtins.int
     UNIT_ID_FIELD_NUMBER: _builtins.int
     LEADER_ID_FIELD_NUMBER: _builtins.int
+    DAYS_OVERDUE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     clock: Global___ClockKind.ValueType
     unit_id: _builtins.str
     leader_id: _builtins.str
+    days_overdue: _builtins.int
     def __init__(
         self,
         *,
@@ -923,10 +965,11 @@ class SupervisionOrderIssued(_message.Message):
         clock: Global___ClockKind.ValueType = ...,
         unit_id: _builtins.str = ...,
         leader_id: _builtins.str = ...,
+        days_overdue: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "leader_id", b"leader_id", "order_id", b"order_id", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "days_overdue", b"days_overdue", "leader_id", b"leader_id", "order_id", b"order_id", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,19 +26,35 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xinfang.case.v1 import events_pb2 as xinfang_dot_case_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(xinfang/supervision/v1/supervision.proto\x12\x16xinfang.supervision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxinfang/case/v1/events.proto\"<\n\x14GetCaseClocksRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\xbe\x01\n\x05\x43lock\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.xinfang.case.v1.ClockKind\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x04 \x01(\x08\x12\x10\n\x08\x62reached\x18\x05 \x01(\x08\x12\x0f\n\x07unit_id\x18\x06 \x01(\t\"L\n\nCaseClocks\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12-\n\x06\x63locks\x18\x02 \x03(\x0b\x32\x1d.xinfang.supervision.v1.Clock2w\n\x12SupervisionService\x12\x61\n\rGetCaseClocks\x12,.xinfang.supervision.v1.GetCaseClocksRequest\x1a\".xinfang.supervision.v1.CaseClocksb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(xinfang/supervision/v1/supervision.proto\x12\x16xinfang.supervision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxinfang/case/v1/events.proto\"<\n\x14GetCaseClocksRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\x85\x02\n\x05\x43lock\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.xinfang.case.v1.ClockKind\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x04 \x01(\x08\x12\x10\n\x08\x62reached\x18\x05 \x01(\x08\x12\x0f\n\x07unit_id\x18\x06 \x01(\t\x12\x0e\n\x06warned\x18\x07 \x01(\x08\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nextra_days\x18\t \x01(\x05\x12\x11\n\testimated\x18\n \x01(\x08\"L\n\nCaseClocks\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12-\n\x06\x63locks\x18\x02 \x03(\x0b\x32\x1d.xinfang.supervision.v1.Clock\"<\n\x15PublishRankingRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"F\n\x11GetRankingRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\xe1\x01\n\x08ScoreRow\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06volume\x18\x03 \x01(\x05\x12\x0e\n\x06ranked\x18\x04 \x01(\x08\x12\x0c\n\x04rank\x18\x05 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x06 \x01(\x08\x12\x44\n\ncomponents\x18\x07 \x03(\x0b\x32\x30.xinfang.supervision.v1.ScoreRow.ComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb2\x01\n\x07Ranking\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\x04rows\x18\x04 \x03(\x0b\x32 .xinfang.supervision.v1.ScoreRow\x12\x30\n\x0cpublished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nranking_id\x18\x06 \x01(\t\".\n\x17ReevaluateClocksRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\">\n\x18ReevaluateClocksResponse\x12\x13\n\x0bopen_clocks\x18\x01 \x01(\x05\x12\r\n\x05moved\x18\x02 \x01(\x05\x32\xaa\x03\n\x12SupervisionService\x12\x61\n\rGetCaseClocks\x12,.xinfang.supervision.v1.GetCaseClocksRequest\x1a\".xinfang.supervision.v1.CaseClocks\x12`\n\x0ePublishRanking\x12-.xinfang.supervision.v1.PublishRankingRequest\x1a\x1f.xinfang.supervision.v1.Ranking\x12X\n\nGetRanking\x12).xinfang.supervision.v1.GetRankingRequest\x1a\x1f.xinfang.supervision.v1.Ranking\x12u\n\x10ReevaluateClocks\x12/.xinfang.supervision.v1.ReevaluateClocksRequest\x1a\x30.xinfang.supervision.v1.ReevaluateClocksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xinfang.supervision.v1.supervision_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SCOREROW_COMPONENTSENTRY']._loaded_options = None
+  _globals['_SCOREROW_COMPONENTSENTRY']._serialized_options = b'8\001'
   _globals['_GETCASECLOCKSREQUEST']._serialized_start=131
   _globals['_GETCASECLOCKSREQUEST']._serialized_end=191
   _globals['_CLOCK']._serialized_start=194
-  _globals['_CLOCK']._serialized_end=384
-  _globals['_CASECLOCKS']._serialized_start=386
-  _globals['_CASECLOCKS']._serialized_end=462
-  _globals['_SUPERVISIONSERVICE']._serialized_start=464
-  _globals['_SUPERVISIONSERVICE']._serialized_end=583
+  _globals['_CLOCK']._serialized_end=455
+  _globals['_CASECLOCKS']._serialized_start=457
+  _globals['_CASECLOCKS']._serialized_end=533
+  _globals['_PUBLISHRANKINGREQUEST']._serialized_start=535
+  _globals['_PUBLISHRANKINGREQUEST']._serialized_end=595
+  _globals['_GETRANKINGREQUEST']._serialized_start=597
+  _globals['_GETRANKINGREQUEST']._serialized_end=667
+  _globals['_SCOREROW']._serialized_start=670
+  _globals['_SCOREROW']._serialized_end=895
+  _globals['_SCOREROW_COMPONENTSENTRY']._serialized_start=846
+  _globals['_SCOREROW_COMPONENTSENTRY']._serialized_end=895
+  _globals['_RANKING']._serialized_start=898
+  _globals['_RANKING']._serialized_end=1076
+  _globals['_REEVALUATECLOCKSREQUEST']._serialized_start=1078
+  _globals['_REEVALUATECLOCKSREQUEST']._serialized_end=1124
+  _globals['_REEVALUATECLOCKSRESPONSE']._serialized_start=1126
+  _globals['_REEVALUATECLOCKSRESPONSE']._serialized_end=1188
+  _globals['_SUPERVISIONSERVICE']._serialized_start=1191
+  _globals['_SUPERVISIONSERVICE']._serialized_end=1617
 # @@protoc_insertion_point(module_scope)

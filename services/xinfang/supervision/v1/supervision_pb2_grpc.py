@@ -39,6 +39,21 @@ class SupervisionServiceStub:
                 request_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetCaseClocksRequest.SerializeToString,
                 response_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.CaseClocks.FromString,
                 _registered_method=True)
+        self.PublishRanking = channel.unary_unary(
+                '/xinfang.supervision.v1.SupervisionService/PublishRanking',
+                request_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.PublishRankingRequest.SerializeToString,
+                response_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.FromString,
+                _registered_method=True)
+        self.GetRanking = channel.unary_unary(
+                '/xinfang.supervision.v1.SupervisionService/GetRanking',
+                request_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetRankingRequest.SerializeToString,
+                response_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.FromString,
+                _registered_method=True)
+        self.ReevaluateClocks = channel.unary_unary(
+                '/xinfang.supervision.v1.SupervisionService/ReevaluateClocks',
+                request_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksRequest.SerializeToString,
+                response_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksResponse.FromString,
+                _registered_method=True)
 
 
 class SupervisionServiceServicer:
@@ -50,6 +65,30 @@ class SupervisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishRanking(self, request, context):
+        """Computes the scores of a period from what happened in it, publishes them
+        on the rankings topic and stores them. Month "2026-03": the monthly
+        bulletin; quarter "2026-Q1": the quarterly ranking.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRanking(self, request, context):
+        """The latest published ranking of a period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReevaluateClocks(self, request, context):
+        """Re-computes every open clock of a district after its calendar or limits
+        changed; returns how many clocks moved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupervisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +96,21 @@ def add_SupervisionServiceServicer_to_server(servicer, server):
                     servicer.GetCaseClocks,
                     request_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetCaseClocksRequest.FromString,
                     response_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.CaseClocks.SerializeToString,
+            ),
+            'PublishRanking': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishRanking,
+                    request_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.PublishRankingRequest.FromString,
+                    response_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.SerializeToString,
+            ),
+            'GetRanking': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRanking,
+                    request_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetRankingRequest.FromString,
+                    response_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.SerializeToString,
+            ),
+            'ReevaluateClocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReevaluateClocks,
+                    request_deserializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksRequest.FromString,
+                    response_serializer=xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +140,87 @@ class SupervisionService:
             '/xinfang.supervision.v1.SupervisionService/GetCaseClocks',
             xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetCaseClocksRequest.SerializeToString,
             xinfang_dot_supervision_dot_v1_dot_supervision__pb2.CaseClocks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishRanking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.supervision.v1.SupervisionService/PublishRanking',
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.PublishRankingRequest.SerializeToString,
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRanking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.supervision.v1.SupervisionService/GetRanking',
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.GetRankingRequest.SerializeToString,
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.Ranking.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReevaluateClocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.supervision.v1.SupervisionService/ReevaluateClocks',
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksRequest.SerializeToString,
+            xinfang_dot_supervision_dot_v1_dot_supervision__pb2.ReevaluateClocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,111 @@
+"""Clocks through extension, hearing pauses, restarts and late stops."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.calendar import SHANGHAI
+from xinfang.core.districts import District, parse_district
+from xinfang.supervision.clocks import DUTY, ClockOp, apply_ops
+
+H = ev.CLOCK_KIND_HANDLING
+RRD = ev.CLOCK_KIND_REREVIEW_DECISION
+
+
+def district() -> District:
+    return parse_district(
+        {
+            "district_id": "d1",
+            "name": "测试区",
+            "townships": [{"id": "t1", "name": "东镇"}],
+            "categories": [{"code": "land", "name": "土地"}],
+            "units": [{"id": "u1", "name": "东镇政府"}],
+        }
+    )
+
+
+def at(y: int, m: int, d: int, h: int = 10) -> datetime:
+    return datetime(y, m, d, h, 0, tzinfo=SHANGHAI)
+
+
+def test_handling_runs_60_days_from_acceptance() -> None:
+    # accepted Mon 2025-03-03: day 60 is Fri 2025-05-02, inside the May Day
+    # holiday (05-01..05-05), so the last day is Tue 2025-05-06
+    doc = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], district(), "c", "u1", "").doc
+    assert doc["due_at"] == at(2025, 5, 7, 0)
+
+
+def test_extension_adds_its_days_and_reindexes() -> None:
+    d = district()
+    started = apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "u1", "")
+    # 60 days from Mon 2025-06-02 is Fri 2025-08-01, a working day
+    assert started.doc["due_at"] == at(2025, 8, 2, 0)
+    res = apply_ops(started.doc, [ClockOp("extend", H, at(2025, 7, 1), days=30)], d, "c", "u1", "")
+    # +30: Sun 2025-08-31 is a rest day, so Mon 2025-09-01
+    assert res.doc["due_at"] == at(2025, 9, 2, 0)
+    assert res.doc["extra_days"] == 30
+    assert ("due", "20250902") in res.indexed
+    assert res.stats == {"due.20250802": -1, "due.20250902": 1}
+
+
+def test_hearing_days_do_not_count() -> None:
+    d = district()
+    started = apply_ops(None, [ClockOp("start", RRD, at(2025, 6, 2))], d, "c", "u1", "")
+    before = started.doc["due_at"]
+    paused = apply_ops(started.doc, [ClockOp("pause", RRD, at(2025, 6, 10))], d, "c", "u1", "")
+    assert paused.doc["paused"] and paused.stats == {f"due.{started.doc['due_day']}": -1}
+    # the hearing touched 06-10, 06-11 and 06-12: three days added
+    resumed = apply_ops(paused.doc, [ClockOp("resume", RRD, at(2025, 6, 12, 16))], d, "c", "", "")
+    assert resumed.doc["extra_days"] == 3
+    assert not resumed.doc["paused"]
+    assert resumed.doc["due_at"] > before
+    # 30 + 3 days from Mon 2025-06-02 is Sat 2025-07-05, a rest day: Mon 07-07
+    assert resumed.doc["due_at"] == at(2025, 7, 8, 0)
+
+
+def test_stopping_late_reports_the_days_late() -> None:
+    d = district()
+    started = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], d, "c", "u1", "")
+    late = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 5, 9, 9))], d, "c", "u1", "")
+    assert late.doc["on_time"] is False
+    assert late.closed_late_days == 3  # due 05-07 00:00, stopped 05-09 09:00
+    assert late.stats["completed"] == 1 and late.stats["completed_on_time"] == 0
+    on_time = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 5, 6, 23))], d, "c", "", "")
+    assert on_time.doc["on_time"] is True and on_time.closed_late_days == 0
+
+
+def test_restart_replaces_a_running_clock() -> None:
+    d = district()
+    t = ev.CLOCK_KIND_TIER
+    first = apply_ops(
+        None, [ClockOp("start", t, at(2025, 3, 3), tier=ev.TIER_VILLAGE_MEDIATION)], d, "c", "", ""
+    )
+    again = apply_ops(
+        first.doc,
+        [
+            ClockOp("stop", t, at(2025, 3, 5)),
+            ClockOp("start", t, at(2025, 3, 5), tier=ev.TIER_TOWNSHIP),
+        ],
+        d,
+        "c",
+        "",
+        "",
+    )
+    assert again.doc["open"] and again.doc["tier"] == ev.TIER_TOWNSHIP
+    assert again.stats["open"] == 0  # one stopped, one started
+    assert again.stats["started"] == 1 and again.stats["completed"] == 1
+
+
+def test_ops_on_a_stopped_clock_change_nothing() -> None:
+    d = district()
+    started = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], d, "c", "", "")
+    stopped = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 3, 4))], d, "c", "", "")
+    again = apply_ops(stopped.doc, [ClockOp("extend", H, at(2025, 3, 5), days=10)], d, "c", "", "")
+    assert again.doc == stopped.doc and again.stats == {}
+
+
+def test_windows_are_not_duties() -> None:
+    assert ev.CLOCK_KIND_REVIEW_REQUEST not in DUTY
+    assert ev.CLOCK_KIND_REMIT_OBJECTION not in DUTY
+    assert ev.CLOCK_KIND_HANDLING in DUTY
