@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
 isolated_stack test 29000
-export XINFANG_METRICS_REFRESH_SECONDS=1
+export XINFANG_METRICS_REFRESH_SECONDS=1 XINFANG_SCAN_SECONDS=1
 source "$root/scripts/env.sh"
 
 "$root/scripts/install.sh" all

@@ -862,8 +862,54 @@ def test_the_rereview_decision_is_final() -> None:
     assert s2.version == s.version + 2
 
 
+# ---- hearings during re-review (Art. 36) ------------------------------------------------
+
+
+def _rereview_requested() -> CaseState:
+    return step(reviewed(), lc.RequestReview(rereview=True), ctx(sh(2025, 5, 1)))
+
+
+def test_a_hearing_is_held_during_rereview() -> None:
+    s = _rereview_requested()
+    assert not s.in_hearing
+    payloads = lc.decide(s, lc.StartHearing(), ctx(sh(2025, 5, 6)))
+    assert payloads == [ev.HearingStarted()]
+    s = fold(s, payloads, sh(2025, 5, 6))
+    assert s.in_hearing
+    assert s.status is Status.REREVIEW_REQUESTED
+    assert "already open" in refused(s, lc.StartHearing(), ctx(sh(2025, 5, 7)))
+    # no decision while the hearing is open
+    open_hearing = refused(s, lc.DecideReview(upheld=True, rereview=True), ctx(sh(2025, 5, 7)))
+    assert "hearing" in open_hearing
+    s = step(s, lc.EndHearing(), ctx(sh(2025, 5, 8)))
+    assert not s.in_hearing
+    assert "no hearing" in refused(s, lc.EndHearing(), ctx(sh(2025, 5, 9)))
+    s = step(s, lc.DecideReview(upheld=False, rereview=True), ctx(sh(2025, 5, 20)))
+    assert s.status is Status.FINAL
+    assert not s.in_hearing
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        accepted,
+        replied,
+        reviewed,
+        lambda: step(replied(), lc.RequestReview(), ctx(sh(2025, 3, 20))),
+    ],
+)
+def test_a_hearing_belongs_to_rereview_only(make: Any) -> None:
+    state: CaseState = make()
+    assert state.status.value in refused(state, lc.StartHearing(), ctx(sh(2025, 5, 6)))
+
+
+def test_ending_a_hearing_that_never_started() -> None:
+    refused(_rereview_requested(), lc.EndHearing(), ctx(sh(2025, 5, 6)))
+    refused(accepted(), lc.EndHearing(), ctx(sh(2025, 5, 6)))
+
+
 def _final() -> CaseState:
-    s = step(reviewed(), lc.RequestReview(rereview=True), ctx(sh(2025, 5, 1)))
+    s = _rereview_requested()
     return step(s, lc.DecideReview(upheld=True, rereview=True), ctx(sh(2025, 5, 20)))
 
 
@@ -883,6 +929,8 @@ EVERY_COMMAND: list[lc.Command] = [
     lc.DecideReview(upheld=True),
     lc.DecideReview(upheld=False, rereview=True),
     lc.ReopenBackflow("it came back"),
+    lc.StartHearing(),
+    lc.EndHearing(),
 ]
 
 

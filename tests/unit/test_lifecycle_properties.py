@@ -97,6 +97,8 @@ ALLOWED: dict[str, frozenset[Status]] = {
     "DecideReview": frozenset({Status.REVIEW_REQUESTED}),
     "DecideReview+": frozenset({Status.REREVIEW_REQUESTED}),
     "ReopenBackflow": frozenset({Status.REPLIED, Status.REVIEWED}),
+    "StartHearing": frozenset({Status.REREVIEW_REQUESTED}),
+    "EndHearing": frozenset({Status.REREVIEW_REQUESTED}),  # where a hearing can be open
 }
 
 ROLES = st.sampled_from(["office", "system", "unit", "unit", "leader"])
@@ -185,6 +187,8 @@ FINAL_PROBES: list[lc.Command] = [
     lc.DecideReview(upheld=True),
     lc.DecideReview(upheld=True, rereview=True),
     lc.ReopenBackflow("x"),
+    lc.StartHearing(),
+    lc.EndHearing(),
 ]
 
 
@@ -312,6 +316,7 @@ class Machine(RuleBasedStateMachine):
             elif foreign:
                 assert isinstance(e, PermissionDenied), (key, e)
             self._window_oracle(before, cmd, c, refused=e)
+            self._hearing_oracle(before, cmd, refused=e)
             return
 
         assert before.status is not Status.FINAL, f"{key} acted on a final case"
@@ -319,6 +324,7 @@ class Machine(RuleBasedStateMachine):
         assert not foreign, f"{key} by unit {c.unit_id!r} on {before.unit_id!r}'s case"
         assert payloads, f"{key} succeeded without an event"
         self._window_oracle(before, cmd, c, refused=None)
+        self._hearing_oracle(before, cmd, refused=None)
 
         states = fold(before, payloads, c.now)
         prev = before
@@ -356,6 +362,23 @@ class Machine(RuleBasedStateMachine):
         else:
             assert isinstance(refused, FailedPrecondition), f"{limit} closed at {due}"
             assert "Art. 3" in refused.message or "Art. 2" in refused.message
+
+    def _hearing_oracle(self, s: CaseState, cmd: lc.Command, refused: XinfangError | None) -> None:
+        """During re-review a hearing opens, closes, and blocks the decision."""
+        if s.status is not Status.REREVIEW_REQUESTED:
+            return
+        if isinstance(cmd, lc.StartHearing):
+            expect_ok = not s.in_hearing
+        elif isinstance(cmd, lc.EndHearing):
+            expect_ok = s.in_hearing
+        elif isinstance(cmd, lc.DecideReview) and cmd.rereview:
+            expect_ok = not s.in_hearing
+        else:
+            return
+        if expect_ok:
+            assert refused is None, f"{command_key(cmd)} refused: {refused}"
+        else:
+            assert isinstance(refused, FailedPrecondition), command_key(cmd)
 
     def _event_step(self, prev: CaseState, payload: Message, s: CaseState) -> None:
         """Per event: handling cycles, extensions, tiers, packages, backflows."""
@@ -452,6 +475,8 @@ class Machine(RuleBasedStateMachine):
             assert s.reviewed_at is not None
         if s.status not in HANDLED:
             assert s.tier == ev.TIER_UNSPECIFIED and s.extension_days == 0
+        if s.in_hearing:
+            assert s.status is Status.REREVIEW_REQUESTED
 
     @invariant()
     def a_final_case_refuses_everything(self) -> None:
@@ -552,6 +577,14 @@ class Machine(RuleBasedStateMachine):
     def reopen_backflow(self, reason: str) -> None:
         self._run(lc.ReopenBackflow(reason), self._ctx("office", False, ""))
 
+    @rule(role=ROLES)
+    def start_hearing(self, role: str) -> None:
+        self._run(lc.StartHearing(), self._ctx(role, False, ""))
+
+    @rule(role=ROLES)
+    def end_hearing(self, role: str) -> None:
+        self._run(lc.EndHearing(), self._ctx(role, False, ""))
+
     @rule(choices=st.lists(st.integers(0, 9), min_size=1, max_size=5))
     def carry_on(self, choices: list[int]) -> None:
         """A few ordinary next steps (each choice picks one where there are
@@ -592,6 +625,8 @@ class Machine(RuleBasedStateMachine):
             case Status.REVIEW_REQUESTED:
                 return lc.DecideReview(upheld=choice % 2 == 0)
             case Status.REREVIEW_REQUESTED:
+                if choice < 3:
+                    return lc.EndHearing() if s.in_hearing else lc.StartHearing()
                 return lc.DecideReview(upheld=choice % 2 == 0, rereview=True)
         return None
 

@@ -1,0 +1,171 @@
+"""Supervision on the real stack: breaches, supervision orders, escalation
+of a tier whose time box ran out, and published rankings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from pymongo import AsyncMongoClient
+
+from xinfang.assignment.v1 import assignment_pb2 as apb
+from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.calendar import SHANGHAI
+from xinfang.core.codec import decode_event
+from xinfang.core.config import Settings
+from xinfang.core.mongo import Doc
+from xinfang.supervision.v1 import supervision_pb2 as spb
+from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
+
+from .conftest import eventually, prometheus, read_topic
+from .test_lifecycle_e2e import register, unit_actor
+
+pytestmark = pytest.mark.integration
+
+
+async def clocks_of(ch: grpc.aio.Channel, district_id: str, case_id: str) -> dict[int, Any]:
+    c = await sgrpc.SupervisionServiceStub(ch).GetCaseClocks(
+        spb.GetCaseClocksRequest(district_id=district_id, case_id=case_id)
+    )
+    return {k.kind: k for k in c.clocks}
+
+
+async def test_missed_written_notice_is_breached_and_supervised(
+    settings: Settings,
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+    supervision_channel: grpc.aio.Channel,
+) -> None:
+    # received 40 days ago and never answered in writing: the 15-day notice
+    # duty (Art. 23) is long past when the case reaches supervision
+    received = datetime.now(UTC) - timedelta(days=40)
+    case = await register(
+        district, intake_channel, assignment_channel, seed=21, received_at=received
+    )
+    did = district["district_id"]
+    clocks = await eventually(
+        lambda: clocks_of(supervision_channel, did, case.case_id),
+        lambda c: ev.CLOCK_KIND_WRITTEN_NOTICE in c and c[ev.CLOCK_KIND_WRITTEN_NOTICE].breached,
+    )
+    assert clocks[ev.CLOCK_KIND_WRITTEN_NOTICE].open  # breached, still owed
+    records = await read_topic(
+        settings,
+        settings.case_events_topic,
+        lambda r: (
+            r.key == case.case_id.encode()
+            and decode_event(r.value).WhichOneof("payload")
+            in ("deadline_breached", "supervision_order_issued")
+        ),
+        want=2,
+    )
+    kinds = {decode_event(r.value).WhichOneof("payload"): decode_event(r.value) for r in records}
+    order = kinds["supervision_order_issued"].supervision_order_issued
+    assert order.clock == ev.CLOCK_KIND_WRITTEN_NOTICE
+    assert order.unit_id == (await case.view()).unit_id
+    assert order.days_overdue >= 20
+    await eventually(
+        _async(
+            lambda: prometheus(
+                settings,
+                f'max(xinfang_deadline_breaches_total{{district="{did}",clock="written_notice"}})',
+            )
+        ),
+        lambda r: bool(r) and float(r[0]["value"][1]) >= 1,
+    )
+
+
+def _async(fn: Any) -> Any:
+    async def run() -> Any:
+        return fn()
+
+    return run
+
+
+async def test_tier_time_box_running_out_escalates_the_case(
+    settings: Settings,
+    mongo: AsyncMongoClient[Doc],
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+    supervision_channel: grpc.aio.Channel,
+) -> None:
+    # property disputes go to the township first (属地管理): the ladder applies
+    case = await register(
+        district, intake_channel, assignment_channel, seed=22, category="property_management"
+    )
+    unit = unit_actor((await case.view()).unit_id)
+    accepted = await case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=case.ctx(unit)))
+    assert accepted.tier == ev.TIER_VILLAGE_MEDIATION
+    did = district["district_id"]
+    await eventually(
+        lambda: clocks_of(supervision_channel, did, case.case_id),
+        lambda c: ev.CLOCK_KIND_TIER in c and c[ev.CLOCK_KIND_TIER].open,
+    )
+    # Let the village's 7-day time box run out without waiting a week: move
+    # the stored due time into the past and index it under today, exactly
+    # what the clock would look like a week from now.
+    db = mongo[f"{settings.mongo_db_prefix}_supervision"]
+    now = datetime.now(UTC)
+    today = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    clock_id = f"{case.case_id}:tier"
+    await db["clocks"].update_one(
+        {"_id": clock_id},
+        {"$set": {"due_at": now - timedelta(hours=1), "due_day": today,
+                  "warn_at": now - timedelta(days=2)}},
+    )  # fmt: skip
+    await db["due_buckets"].update_one(
+        {"_id": f"due:{today}"}, {"$addToSet": {"ids": clock_id}}, upsert=True
+    )
+    view = await eventually(case.view, lambda v: v.tier == ev.TIER_TOWNSHIP)
+    assert view.status == "accepted"
+    timeline = await case.timeline()
+    assert timeline[-1] == "tier_escalated"
+    clocks = await eventually(
+        lambda: clocks_of(supervision_channel, did, case.case_id),
+        lambda c: c[ev.CLOCK_KIND_TIER].open and not c[ev.CLOCK_KIND_TIER].breached,
+    )
+    # the township's own 15-day box now runs from the escalation
+    assert clocks[ev.CLOCK_KIND_TIER].due_at.ToDatetime(tzinfo=UTC) > now + timedelta(days=14)
+
+
+async def test_monthly_bulletin_ranks_units_and_is_published(
+    settings: Settings,
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+    supervision_channel: grpc.aio.Channel,
+) -> None:
+    did = district["district_id"]
+    units = set()
+    for seed in (31, 32, 33):
+        case = await register(district, intake_channel, assignment_channel, seed=seed)
+        unit = unit_actor((await case.view()).unit_id)
+        units.add(unit.unit_id)
+        await case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=case.ctx(unit)))
+        await case.stub.Reply(apb.ReplyRequest(ctx=case.ctx(unit), resolved=True))
+    month = datetime.now(SHANGHAI).strftime("%Y-%m")
+    stub = sgrpc.SupervisionServiceStub(supervision_channel)
+
+    async def ranking() -> spb.Ranking:
+        await stub.PublishRanking(spb.PublishRankingRequest(district_id=did, period=month))
+        r: spb.Ranking = await stub.GetRanking(
+            spb.GetRankingRequest(district_id=did, period=month, kind="unit")
+        )
+        return r
+
+    r = await eventually(
+        ranking, lambda r: sum(row.volume for row in r.rows if row.subject in units) >= 3
+    )
+    assert r.kind == "unit" and r.period == month
+    assert {row.subject for row in r.rows} >= units
+    assert all(0 <= row.score <= 100 for row in r.rows)
+    published = await read_topic(
+        settings, settings.rankings_topic, lambda m: m.key == did.encode(), want=1
+    )
+    assert spb.Ranking.FromString(published[0].value).district_id == did
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await stub.GetRanking(spb.GetRankingRequest(district_id=did, period="2026-13", kind="unit"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
