@@ -6,6 +6,9 @@
                                     feed the sample district's petitions
                                     through the running services, print what came out
     xinfang summary DISTRICT PERIOD [--lang zh|en]
+    xinfang report DISTRICT PERIOD [--format docx|markdown|json] [--lang zh|en] [-o FILE]
+    xinfang rebuild [--district D] [--into PREFIX]
+                                    replay the case log into reporting's read models
     xinfang import FILE [--district D] [--format csv|jsonl] [--rejects OUT.csv]
                                     register a batch of petitions, report rejected rows
 
@@ -23,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,6 +39,7 @@ from xinfang.core.mongo import connect
 from xinfang.intake import bulk
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
+from xinfang.reporting.rebuild import ServiceRunning, rebuild
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions, sample_district
@@ -244,6 +249,38 @@ async def demo(settings: Settings, n: int, seed: int, lang: str, wait_s: float) 
     return 0
 
 
+def _rebuild(settings: Settings, district: str | None, into: str | None) -> int:
+    try:
+        res = asyncio.run(rebuild(settings, district, into))
+    except ServiceRunning as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"rebuilt {district or 'all districts'}: {res.read} events read, {res.applied} applied, "
+        f"{res.skipped} skipped, {res.seconds:.1f} s ({res.rate:.0f} events/s)"
+    )
+    return 0
+
+
+async def _render(settings: Settings, a: argparse.Namespace) -> rpb.RenderedReport:
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+        r: rpb.RenderedReport = await rgrpc.ReportingServiceStub(ch).RenderReport(
+            rpb.RenderReportRequest(
+                district_id=a.district_id, period=a.period, format=a.format, lang=a.lang
+            ),
+            timeout=120,
+        )
+        return r
+
+
+def _report(settings: Settings, a: argparse.Namespace) -> int:
+    r = asyncio.run(_render(settings, a))
+    out = Path(a.output or r.filename)
+    out.write_bytes(r.content)
+    print(out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xinfang", description="信访 case-work platform CLI")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -261,6 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sm.add_argument("district_id")
     sm.add_argument("period", help="YYYY, YYYY-Qn or YYYY-MM")
     sm.add_argument("--lang", choices=["zh", "en"], default="zh")
+    rb = sub.add_parser("rebuild", help="rebuild reporting's read models from the case log")
+    rb.add_argument("--district", help="only this district (default: all)")
+    rb.add_argument("--into", metavar="PREFIX", help="into a fresh database prefix, live")
+    rp = sub.add_parser("report", help="render a district's report for a period")
+    rp.add_argument("district_id")
+    rp.add_argument("period", help="YYYY, YYYY-Qn or YYYY-MM")
+    rp.add_argument("--format", choices=["docx", "markdown", "json"], default="docx")
+    rp.add_argument("--lang", choices=["zh", "en"], default="zh")
+    rp.add_argument("-o", "--output", help="file to write (default: the suggested name)")
     im = sub.add_parser("import", help="register a batch of petitions from CSV or JSON lines")
     im.add_argument("file")
     im.add_argument("--district", help="district of rows that do not name one")
@@ -289,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(render_summary(s, {}, a.lang))
         return 0
+    if a.cmd == "rebuild":
+        return _rebuild(settings, a.district, a.into)
+    if a.cmd == "report":
+        return _report(settings, a)
     if a.cmd == "import":
         return bulk.run_import(
             a.file,

@@ -97,24 +97,27 @@ def test_parse_period_refuses(period: str) -> None:
 
 
 def test_registration_counts_when_received_not_when_recorded() -> None:
-    got = contributions(_registered())
+    got = contributions(_registered(), {})
     assert got is not None
-    assert got[0] == RECEIVED
+    assert got.at == RECEIVED
+    assert got.backlog == 1  # a new case adds to the backlog (存量)
 
 
 def test_registration_increments() -> None:
-    got = contributions(_registered())
+    got = contributions(_registered(), {})
     assert got is not None
-    assert got[1] == {
+    assert got.inc == {
         "received": 1,
         "people": 7,
-        "channel.visit": 1,
-        "category.land_use": 1,
-        "township.t1": 1,
+        "by_channel.visit": 1,
+        "by_category.land_use": 1,
+        "by_township.t1": 1,
         "first": 0,
         "repeat": 1,
         "group": 1,
+        "group_people": 7,
         "escalated": 0,
+        "higher_level": 0,
     }
 
 
@@ -124,16 +127,21 @@ def test_first_escalated_single_registration() -> None:
     event.registered.group = False
     event.registered.escalated = True
     event.registered.channel = ev.CHANNEL_ONLINE
-    got = contributions(event)
+    got = contributions(event, {})
     assert got is not None
-    inc = got[1]
+    inc = got.inc
     assert (inc["first"], inc["repeat"], inc["group"], inc["escalated"]) == (1, 0, 0, 1)
-    assert inc["channel.online"] == 1
+    assert inc["by_channel.online"] == 1
 
 
 def test_routing_counts_when_decided() -> None:
-    got = contributions(_routed())
-    assert got == (OCCURRED, {"routed": 1, "decision.forward": 1, "unit.u_1": 1})
+    got = contributions(_routed(), {})
+    assert got is not None
+    assert (got.at, got.inc) == (
+        OCCURRED,
+        {"routed": 1, "by_decision.forward": 1, "by_unit.u_1": 1},
+    )
+    assert got.backlog == 0  # forwarded: still to be answered
 
 
 def test_other_events_add_nothing() -> None:
@@ -144,7 +152,7 @@ def test_other_events_add_nothing() -> None:
         case_version=3,
         finalized=ev.CaseFinalized(reason="done"),
     )
-    assert contributions(event) is None
+    assert contributions(event, {}) is None
 
 
 # --- the year counter document ------------------------------------------------
@@ -187,6 +195,6 @@ def test_year_doc_fields_round_trip_through_period_section() -> None:
 def test_period_section_of_a_quiet_period_is_empty() -> None:
     doc: dict[str, Any] = {}
     _apply(doc, year_doc_fields(RECEIVED, {"received": 1})[1])
-    assert period_section(doc, "2026-Q3") == {}
-    assert period_section(doc, "2026-07") == {}
-    assert period_section({}, "2026") == {}
+    assert period_section(doc, "2026-Q3") is None
+    assert period_section(doc, "2026-07") is None
+    assert period_section({}, "2026") is None

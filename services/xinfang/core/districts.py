@@ -28,7 +28,7 @@ __all__ = [
     "parse_district",
 ]
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # no ".": ids become field names
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _req(doc: dict[str, Any], key: str, where: str) -> Any:
 
 def _check_id(value: str, where: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidArgument(where, f"{value!r} is not a valid id (lowercase a-z, 0-9, _.-)")
+        raise InvalidArgument(where, f"{value!r} is not a valid id (lowercase a-z, 0-9, _ and -)")
     return value
 
 

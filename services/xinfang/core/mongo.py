@@ -18,10 +18,20 @@ documents, and a partition's watermark field, are written only by the one
 consumer that owns that partition (Kafka's consumer group guarantees it
 outside the short hand-over of a rebalance). On a real MongoDB the same
 calls work unchanged.
+
+A third limit, found the hard way: FerretDB 1.x applies an update as a read
+of the document and a later write of all of it, so two updates of one
+document at once can lose one of them (measured: an outbox entry written
+while the relay cleared another vanished). MongoDB updates a document
+atomically. Every writer here therefore takes ``doc_lock`` for the document
+it changes, which serialises writers within a process; on FerretDB, run
+one replica per service (the local stack does). Readers take no lock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +46,10 @@ __all__ = [
     "Position",
     "apply_once",
     "connect",
+    "doc_lock",
     "inc_once",
     "upsert_by_id",
+    "upsert_unlocked",
 ]
 
 Doc = dict[str, Any]
@@ -76,10 +88,31 @@ class Applied:
     here: bool
 
 
+_LOCKS: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def doc_lock(coll: Collection, doc_id: str) -> asyncio.Lock:
+    """The in-process lock of one document (see the module docstring)."""
+    key = (coll.database.name, coll.name, doc_id)
+    lock = _LOCKS.get(key)
+    if lock is None:
+        lock = _LOCKS[key] = asyncio.Lock()
+    return lock
+
+
 async def upsert_by_id(coll: Collection, doc_id: str, update: Mapping[str, Any]) -> None:
-    """Update-or-insert one document by ``_id``. Two concurrent upserts of a new
-    ``_id`` can both try the insert; MongoDB retries the loser itself, FerretDB
-    reports a duplicate key, so retry here: the second try is an update."""
+    """Update-or-insert one document by ``_id``, under its lock."""
+    async with doc_lock(coll, doc_id):
+        await upsert_unlocked(coll, doc_id, update)
+
+
+async def upsert_unlocked(coll: Collection, doc_id: str, update: Mapping[str, Any]) -> None:
+    """``upsert_by_id`` for a caller that holds the document's lock. Two
+    concurrent upserts of a new ``_id`` can both try the insert; MongoDB
+    retries the loser itself, FerretDB reports a duplicate key, so retry
+    here: the second try is an update."""
     try:
         await coll.update_one({"_id": doc_id}, update, upsert=True)
     except DuplicateKeyError:
@@ -100,22 +133,23 @@ async def apply_once(
     ``update`` may be a coroutine function, called only when the event is new,
     so work with side effects (staging outbox events) is not done for a
     duplicate."""
-    marker = f"_applied.{event_id}"
-    doc = await coll.find_one({"_id": doc_id}, {marker: 1})
-    seen = (doc or {}).get("_applied", {}).get(event_id)
-    if seen is not None:
-        return Applied(first=False, here=seen == [pos.partition, pos.offset])
-    if doc is None and not upsert:
-        raise LookupError(f"document {doc_id!r} does not exist")
-    if callable(update):
-        update = await update()
-    upd: Doc = {k: dict(v) for k, v in update.items()}
-    upd.setdefault("$set", {})[marker] = [pos.partition, pos.offset]
-    if upsert:
-        await upsert_by_id(coll, doc_id, upd)
-    else:
-        await coll.update_one({"_id": doc_id}, upd)
-    return Applied(first=True, here=True)
+    async with doc_lock(coll, doc_id):
+        marker = f"_applied.{event_id}"
+        doc = await coll.find_one({"_id": doc_id}, {marker: 1})
+        seen = (doc or {}).get("_applied", {}).get(event_id)
+        if seen is not None:
+            return Applied(first=False, here=seen == [pos.partition, pos.offset])
+        if doc is None and not upsert:
+            raise LookupError(f"document {doc_id!r} does not exist")
+        if callable(update):
+            update = await update()
+        upd: Doc = {k: dict(v) for k, v in update.items()}
+        upd.setdefault("$set", {})[marker] = [pos.partition, pos.offset]
+        if upsert:
+            await upsert_unlocked(coll, doc_id, upd)
+        else:
+            await coll.update_one({"_id": doc_id}, upd)
+        return Applied(first=True, here=True)
 
 
 async def inc_once(
@@ -126,13 +160,14 @@ async def inc_once(
     set_on_insert: Mapping[str, Any] | None = None,
 ) -> bool:
     """Add ``inc`` to a shared counter document unless this position was counted."""
-    wm = f"_wm.{pos.partition}"
-    doc = await coll.find_one({"_id": doc_id}, {wm: 1})
-    last = (doc or {}).get("_wm", {}).get(str(pos.partition))
-    if last is not None and last >= pos.offset:
-        return False
-    upd: Doc = {"$inc": dict(inc), "$set": {wm: pos.offset}}
-    if set_on_insert:
-        upd["$setOnInsert"] = dict(set_on_insert)
-    await upsert_by_id(coll, doc_id, upd)
-    return True
+    async with doc_lock(coll, doc_id):
+        wm = f"_wm.{pos.partition}"
+        doc = await coll.find_one({"_id": doc_id}, {wm: 1})
+        last = (doc or {}).get("_wm", {}).get(str(pos.partition))
+        if last is not None and last >= pos.offset:
+            return False
+        upd: Doc = {"$inc": dict(inc), "$set": {wm: pos.offset}}
+        if set_on_insert:
+            upd["$setOnInsert"] = dict(set_on_insert)
+        await upsert_unlocked(coll, doc_id, upd)
+        return True

@@ -31,7 +31,7 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import encode_event
 from xinfang.core.logging import get_logger
 from xinfang.core.metrics import OUTBOX_PUBLISHED
-from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc
+from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, doc_lock
 
 __all__ = ["Outbox", "OutboxRelay"]
 
@@ -139,9 +139,11 @@ class OutboxRelay:
         done: list[str] = []
         for key, eids in published.items():
             if eids:
-                await self.collections[key[0]].update_one(
-                    {"_id": key[1]}, {"$unset": {f"outbox.{e}": "" for e in eids}}
-                )
+                coll = self.collections[key[0]]
+                async with doc_lock(coll, key[1]):  # see core.mongo on FerretDB's updates
+                    await coll.update_one(
+                        {"_id": key[1]}, {"$unset": {f"outbox.{e}": "" for e in eids}}
+                    )
             sent = set(eids)
             for p in by_doc[key]:
                 # a pointer whose event is not in the document yet may belong to

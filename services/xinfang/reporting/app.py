@@ -1,100 +1,317 @@
-"""Reporting: read models of the case stream and the district summary query.
+"""Reporting: read models of the case stream, the queries on them, and the
+district report rendered from them.
 
-Each event is first recorded against its case (deduplicated by event id),
-then added to the district's period counters (deduplicated by position), so
-a redelivery or a replay changes no figure.
+Per district, two kinds of documents:
+* one case document per case (collection ``cases_<district>``: a district's
+  own collection, so a search reads that district's cases only), recording
+  each event against its case (deduplicated by event id) with its timeline;
+* one counter document per district and year, holding the year, its
+  quarters and months (``projections.year_doc_fields``), plus the monthly
+  backlog changes; both deduplicated by event position.
+A redelivery or a replay therefore changes no figure; ``rebuild`` replays the
+log into empty read models and must arrive at the same figures.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.calendar import SHANGHAI, compute_deadline
+from xinfang.core.codec import to_timestamp
 from xinfang.core.directory import Directory
-from xinfang.core.errors import InvalidArgument
+from xinfang.core.districts import District
+from xinfang.core.errors import InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
-from xinfang.core.mongo import Collection, Position, apply_once, inc_once
+from xinfang.core.mongo import Collection, Doc, Position, doc_lock, inc_once, upsert_unlocked
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.reporting import render
+from xinfang.reporting.figures import PeriodFigures, ReportFigures
 from xinfang.reporting.projections import (
+    backlog_between,
+    case_update,
     contributions,
+    figures_from,
+    months_of,
     parse_period,
     period_section,
+    previous_period,
+    same_period_last_year,
     year_doc_fields,
 )
 from xinfang.reporting.v1 import reporting_pb2 as pb
 from xinfang.reporting.v1 import reporting_pb2_grpc as pb_grpc
 
-__all__ = ["SPEC", "Reporting"]
+__all__ = ["SPEC", "Reporting", "to_pb_figures"]
 
 SERVICE = "reporting"
+MAX_PAGE = 500
 
 
 class Reporting:
-    def __init__(self, cases: Collection, counters: Collection, directory: Directory) -> None:
-        self.cases = cases
-        self.counters = counters
+    def __init__(self, db: AsyncDatabase[Doc], directory: Directory) -> None:
+        self.db = db
+        self.counters: Collection = db["counters"]
         self.directory = directory
 
-    async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
-        contrib = contributions(event)
-        if contrib is None:
-            return "ignored"
-        at, inc = contrib
-        kind = event.WhichOneof("payload")
-        applied = await apply_once(
-            self.cases,
-            event.case_id,
-            event.event_id,
-            {
-                "$set": {
-                    "district_id": event.district_id,
-                    f"seen.{kind}": at,
-                    # when the read model showed it: the benchmark's end point
-                    f"applied_at.{kind}": datetime.now(UTC),
-                }
-            },
-            pos,
-        )
-        if applied.here:
-            year, fields = year_doc_fields(at, inc)
-            await inc_once(
-                self.counters,
-                f"{event.district_id}:{year}",
-                pos,
-                fields,
-                {"district_id": event.district_id, "year": int(year)},
-            )
-        return "applied" if applied.first else "duplicate"
+    def cases(self, district_id: str) -> Collection:
+        return self.db[f"cases_{district_id}"]
 
-    async def summary(self, district_id: str, period: str) -> pb.DistrictSummary:
+    # ---- projection ------------------------------------------------------------------
+
+    async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
+        coll = self.cases(event.district_id)
+        async with doc_lock(coll, event.case_id):
+            return await self._handle(event, pos, coll)
+
+    async def _handle(self, event: ev.CaseEvent, pos: Position, coll: Collection) -> str:
+        district = await self.directory.get(event.district_id)
+        case = await coll.find_one({"_id": event.case_id}) or {}
+        seen = case.get("_applied", {}).get(event.event_id)
+        if seen is not None and seen != [pos.partition, pos.offset]:
+            return "duplicate"  # published twice; counted at its first position
+        contrib = contributions(event, case)
+        kind = event.WhichOneof("payload") or "unknown"
+        if seen is None:
+            at = event.occurred_at.ToDatetime(tzinfo=UTC)
+            upd = case_update(event, _handling_due(event, case, district))
+            if kind in ("accepted", "backflow_reopened"):
+                upd.update(accepted_at=at, extension_days=0)
+            elif kind == "handling_extended":
+                upd["extension_days"] = case.get("extension_days", 0) + event.handling_extended.days
+            await upsert_unlocked(
+                coll,
+                event.case_id,
+                {
+                    "$set": {
+                        **upd,
+                        f"_applied.{event.event_id}": [pos.partition, pos.offset],
+                        # when the read model showed it: the benchmark's end point
+                        f"applied_at.{kind}": datetime.now(UTC),
+                    },
+                    # entries are documents: FerretDB stores no arrays in arrays
+                    "$push": {"timeline": {"at": at, "kind": kind, "id": event.event_id}},
+                },
+            )
+        if contrib is not None:
+            year, fields = year_doc_fields(contrib.at, contrib.inc)
+            if fields:
+                await inc_once(
+                    self.counters,
+                    f"{event.district_id}:{year}",
+                    pos,
+                    fields,
+                    {"district_id": event.district_id, "year": int(year)},
+                )
+            if contrib.backlog:
+                month = contrib.at.astimezone(SHANGHAI).strftime("%Y-%m")
+                await inc_once(
+                    self.counters,
+                    f"{event.district_id}:backlog",
+                    pos,
+                    {f"m.{month}": contrib.backlog},
+                    {"district_id": event.district_id},
+                )
+        if contrib is None and seen is None:
+            return "applied" if kind != "unknown" else "ignored"
+        return "applied" if seen is None else "duplicate"
+
+    # ---- queries ------------------------------------------------------------------------
+
+    async def _district(self, district_id: str) -> District:
         if not district_id:
             raise InvalidArgument("district_id", "is required")
-        try:
-            period = parse_period(period)
-        except ValueError as e:
-            raise InvalidArgument("period", str(e)) from e
-        await self.directory.get(district_id)  # NOT_FOUND for an unknown district
-        year_doc = await self.counters.find_one({"_id": f"{district_id}:{period[:4]}"})
-        doc: dict[str, Any] = period_section(year_doc or {}, period)
+        return await self.directory.get(district_id)
+
+    async def figures(self, district_id: str, period: str) -> PeriodFigures | None:
+        """A period's figures, or None when nothing was counted in it."""
+        doc = await self.counters.find_one({"_id": f"{district_id}:{period[:4]}"}) or {}
+        section = period_section(doc, period)
+        backlog_doc = await self.counters.find_one({"_id": f"{district_id}:backlog"}) or {}
+        backlog = backlog_between(backlog_doc.get("m", {}), period)
+        if section is None and backlog == (0, 0):
+            return None
+        return figures_from(period, section or {}, backlog)
+
+    async def report_figures(self, district_id: str, period: str) -> ReportFigures:
+        district = await self._district(district_id)
+        period = _period(period)
+        current = await self.figures(district_id, period) or PeriodFigures(period=period)
+        monthly = []
+        for m in months_of(period):
+            monthly.append(await self.figures(district_id, m) or PeriodFigures(period=m))
+        names = {**district.townships, **district.categories}
+        names |= {u.unit_id: u.name for u in district.units.values()}
+        names |= {lead.leader_id: lead.name for lead in district.leaders.values()}
+        return ReportFigures(
+            district_id=district_id,
+            district_name=district.name,
+            period=period,
+            current=current,
+            previous=await self.figures(district_id, previous_period(period)),
+            last_year=await self.figures(district_id, same_period_last_year(period)),
+            monthly=monthly,
+            names=names,
+            generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+    async def summary(self, district_id: str, period: str) -> pb.DistrictSummary:
+        await self._district(district_id)
+        period = _period(period)
+        f = await self.figures(district_id, period) or PeriodFigures(period=period)
         return pb.DistrictSummary(
             district_id=district_id,
             period=period,
-            received=doc.get("received", 0),
-            people=doc.get("people", 0),
-            by_channel=doc.get("channel", {}),
-            by_category=doc.get("category", {}),
-            by_township=doc.get("township", {}),
-            first_petitions=doc.get("first", 0),
-            repeat_petitions=doc.get("repeat", 0),
-            group_petitions=doc.get("group", 0),
-            escalated_petitions=doc.get("escalated", 0),
-            routed=doc.get("routed", 0),
-            by_decision=doc.get("decision", {}),
-            by_unit=doc.get("unit", {}),
+            received=f.received,
+            people=f.people,
+            by_channel=f.by_channel,
+            by_category=f.by_category,
+            by_township=f.by_township,
+            first_petitions=f.first,
+            repeat_petitions=f.repeat,
+            group_petitions=f.group,
+            escalated_petitions=f.escalated,
+            routed=f.routed,
+            by_decision=f.by_decision,
+            by_unit=f.by_unit,
         )
+
+    async def search(self, req: pb.SearchCasesRequest) -> pb.SearchCasesResponse:
+        await self._district(req.district_id)
+        size = req.page_size or 50
+        if not 1 <= size <= MAX_PAGE:
+            raise InvalidArgument("page_size", f"1 to {MAX_PAGE}")
+        flt: dict[str, Any] = {}
+        for name in ("status", "sla_state", "township_id", "category", "channel"):
+            value = getattr(req, name)
+            if value:
+                flt[name] = value
+        received: dict[str, Any] = {}
+        if req.HasField("received_from"):
+            received["$gte"] = req.received_from.ToDatetime(tzinfo=UTC)
+        if req.HasField("received_to"):
+            received["$lt"] = req.received_to.ToDatetime(tzinfo=UTC)
+        if received:
+            flt["received_at"] = received
+        if req.page_token:  # stable paging: resume after the last (received_at, _id)
+            try:
+                after_at, after_id = json.loads(base64.urlsafe_b64decode(req.page_token))
+                after = datetime.fromisoformat(after_at)
+            except (ValueError, TypeError) as e:
+                raise InvalidArgument("page_token", "not a token this service issued") from e
+            flt["$or"] = [
+                {"received_at": {"$gt": after}},
+                {"received_at": after, "_id": {"$gt": after_id}},
+            ]
+        rows = (
+            await self.cases(req.district_id)
+            .find(flt, {"timeline": 0, "_applied": 0, "applied_at": 0})
+            .sort([("received_at", 1), ("_id", 1)])
+            .limit(size + 1)
+            .to_list(None)
+        )
+        out = pb.SearchCasesResponse()
+        for d in rows[:size]:
+            out.cases.append(
+                pb.CaseRow(
+                    case_id=d["_id"],
+                    received_at=to_timestamp(d["received_at"]),
+                    channel=d.get("channel", ""),
+                    category=d.get("category", ""),
+                    township_id=d.get("township_id", ""),
+                    status=d.get("status", ""),
+                    sla_state=d.get("sla_state", ""),
+                    unit_id=d.get("unit_id", ""),
+                    leader_id=d.get("leader_id", ""),
+                    people=d.get("people", 0),
+                )
+            )
+        if len(rows) > size:
+            last = rows[size - 1]
+            token = json.dumps([last["received_at"].isoformat(), last["_id"]])
+            out.next_page_token = base64.urlsafe_b64encode(token.encode()).decode()
+        return out
+
+    async def timeline(self, district_id: str, case_id: str) -> pb.CaseTimeline:
+        await self._district(district_id)
+        doc = await self.cases(district_id).find_one({"_id": case_id}, {"timeline": 1})
+        if doc is None:
+            raise NotFound(f"case_id: no case {case_id!r} in district {district_id!r}")
+        return pb.CaseTimeline(
+            case_id=case_id,
+            entries=[
+                pb.TimelineEntry(at=to_timestamp(t["at"]), kind=t["kind"], event_id=t["id"])
+                for t in doc.get("timeline", [])
+            ],
+        )
+
+    async def city(self, district_ids: list[str], period: str) -> pb.CitySummary:
+        if not district_ids:
+            raise InvalidArgument("district_ids", "name the districts of the view")
+        period = _period(period)
+        out = pb.CitySummary(period=period)
+        for did in district_ids:
+            await self._district(did)
+            f = await self.figures(did, period) or PeriodFigures(period=period)
+            out.districts.append(pb.DistrictFigures(district_id=did, figures=to_pb_figures(f)))
+        return out
+
+    async def render(self, req: pb.RenderReportRequest) -> pb.RenderedReport:
+        fmt = req.format or "docx"
+        lang = req.lang or "zh"
+        if lang not in ("zh", "en"):
+            raise InvalidArgument("lang", "zh or en")
+        figures = await self.report_figures(req.district_id, req.period)
+        name = f"{req.district_id}-{figures.period}-{lang}"
+        if fmt == "docx":
+            content = render.render_docx(figures, lang)
+            ctype = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        elif fmt == "markdown":
+            content = render.render_markdown(figures, lang).encode()
+            ctype = "text/markdown; charset=utf-8"
+        elif fmt == "json":
+            content = render.render_json(figures)
+            ctype = "application/json"
+        else:
+            raise InvalidArgument("format", "docx, markdown or json")
+        ext = {"docx": "docx", "markdown": "md", "json": "json"}[fmt]
+        return pb.RenderedReport(content=content, content_type=ctype, filename=f"{name}.{ext}")
+
+
+def _period(period: str) -> str:
+    try:
+        return parse_period(period)
+    except ValueError as e:
+        raise InvalidArgument("period", str(e)) from e
+
+
+def _handling_due(event: ev.CaseEvent, case: dict[str, Any], district: District) -> datetime | None:
+    """When handling falls due (Art. 34), for the on-time figure of replies."""
+    k = event.WhichOneof("payload")
+    at = event.occurred_at.ToDatetime(tzinfo=UTC)
+    if k in ("accepted", "backflow_reopened"):
+        start, extra = at, 0
+    elif k == "handling_extended" and case.get("accepted_at") is not None:
+        start, extra = case["accepted_at"], case.get("extension_days", 0)
+        extra += event.handling_extended.days
+    else:
+        return None
+    limit = district.limit("handling")
+    return compute_deadline(start, limit.days + extra, limit.day_type, district.calendar).due_at
+
+
+_RENAMES = {"group": "group_petitions"}
+
+
+def to_pb_figures(f: PeriodFigures) -> pb.Figures:
+    return pb.Figures(**{_RENAMES.get(k, k): v for k, v in asdict(f).items()})
 
 
 class ReportingServicer(pb_grpc.ReportingServiceServicer):
@@ -107,9 +324,52 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
     ) -> pb.DistrictSummary:
         return await self.r.summary(request.district_id, request.period)
 
+    @rpc(SERVICE)
+    async def GetPeriodReport(
+        self, request: pb.GetPeriodReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PeriodReport:
+        f = await self.r.report_figures(request.district_id, request.period)
+        ind = f.indicators
+        out = pb.PeriodReport(
+            district_id=f.district_id,
+            period=f.period,
+            current=to_pb_figures(f.current),
+            monthly=[to_pb_figures(m) for m in f.monthly],
+            indicators=pb.Indicators(**{k: v for k, v in asdict(ind).items() if v is not None}),
+        )
+        if f.previous is not None:
+            out.previous.CopyFrom(to_pb_figures(f.previous))
+        if f.last_year is not None:
+            out.last_year.CopyFrom(to_pb_figures(f.last_year))
+        return out
+
+    @rpc(SERVICE)
+    async def SearchCases(
+        self, request: pb.SearchCasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SearchCasesResponse:
+        return await self.r.search(request)
+
+    @rpc(SERVICE)
+    async def GetCaseTimeline(
+        self, request: pb.GetCaseTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseTimeline:
+        return await self.r.timeline(request.district_id, request.case_id)
+
+    @rpc(SERVICE)
+    async def RenderReport(
+        self, request: pb.RenderReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RenderedReport:
+        return await self.r.render(request)
+
+    @rpc(SERVICE)
+    async def GetCitySummary(
+        self, request: pb.GetCitySummaryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CitySummary:
+        return await self.r.city(list(request.district_ids), request.period)
+
 
 async def _setup(rt: Runtime) -> Handler | None:
-    r = Reporting(rt.db["cases"], rt.db["counters"], rt.directory)
+    r = Reporting(rt.db, rt.directory)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),

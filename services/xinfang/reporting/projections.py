@@ -1,25 +1,42 @@
 """What each case event adds to a district's period figures. Pure: no I/O.
 
 Figures are counted in the period (month, quarter, year; Asia/Shanghai) in
-which the thing happened: a registration in the period it was received, a
-routing decision in the period it was made.
+which the thing happened: a petition in the period it was received, a
+routing decision, a reply or a rating in the period it was made. The
+backlog (存量) is kept as monthly net changes: +1 when a case comes in or
+comes back (倒流), -1 when it is answered or declined; the backlog at any
+instant is their running sum.
+
+Field names are those of ``figures.PeriodFigures`` (nested ones dotted:
+``by_channel.letter``), so a counter document reads straight into it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
+from xinfang.reporting.figures import PeriodFigures
 
 __all__ = [
     "CHANNELS",
     "DECISIONS",
+    "Contribution",
+    "backlog_between",
+    "case_update",
     "contributions",
+    "figures_from",
+    "months_of",
     "parse_period",
     "period_keys",
     "period_section",
+    "previous_period",
+    "same_period_last_year",
     "year_doc_fields",
 ]
 
@@ -37,38 +54,188 @@ DECISIONS = {
     ev.ROUTING_DECISION_OUT_DISCIPLINE: "out_discipline",
     ev.ROUTING_DECISION_DECLINE: "decline",
 }
+_CLOSING_DECISIONS = (
+    ev.ROUTING_DECISION_DECLINE,
+    ev.ROUTING_DECISION_OUT_LITIGATION,
+    ev.ROUTING_DECISION_OUT_DISCIPLINE,
+)
+_LADDER_BELOW_DISTRICT = (
+    ev.TIER_VILLAGE_MEDIATION,
+    ev.TIER_TOWNSHIP,
+    ev.TIER_TOWNSHIP_JOINT_MEETING,
+    ev.TIER_TOWNSHIP_LEADER_PACKAGE,
+)
 _PERIOD = re.compile(r"^(\d{4})(?:-(Q[1-4]|0[1-9]|1[0-2]))?$")
+
+
+def _key(s: str) -> str:
+    # Mongo field names may not contain '.' or start with '$'
+    return s.replace(".", "_").replace("$", "_") or "_"
+
+
+def _at(ts: Any) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Contribution:
+    at: datetime  # when it counts
+    inc: dict[str, int]  # PeriodFigures fields (dotted for maps)
+    backlog: int = 0  # net change of the backlog at ``at``
+
+
+def contributions(event: ev.CaseEvent, case: Mapping[str, Any]) -> Contribution | None:
+    """What ``event`` adds, given what is known of its case so far (``case``
+    is the read model's case document before this event)."""
+    k = event.WhichOneof("payload")
+    at = _at(event.occurred_at)
+    people = int(case.get("people", 1))
+    if k == "registered":
+        r = event.registered
+        inc = {
+            "received": 1,
+            "people": r.people_count,
+            f"by_channel.{CHANNELS.get(r.channel, 'other')}": 1,
+            f"by_category.{_key(r.category)}": 1,
+            f"by_township.{_key(r.township_id)}": 1,
+            "first": int(r.kind == ev.PETITION_KIND_FIRST),
+            "repeat": int(r.kind == ev.PETITION_KIND_REPEAT),
+            "group": int(r.group),
+            "group_people": r.people_count if r.group else 0,
+            "escalated": int(r.escalated),
+            "higher_level": int(r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT),
+        }
+        return Contribution(_at(r.received_at), inc, backlog=1)
+    if k == "routed":
+        d = event.routed.decision
+        inc = {"routed": 1, f"by_decision.{DECISIONS.get(d, 'other')}": 1}
+        if event.routed.unit_id:
+            inc[f"by_unit.{_key(event.routed.unit_id)}"] = 1
+        return Contribution(at, inc, backlog=-1 if d in _CLOSING_DECISIONS else 0)
+    if k == "accepted":
+        tier = event.accepted.tier
+        return Contribution(
+            at, {"accepted": 1, "mediation_entered": int(tier in _LADDER_BELOW_DISTRICT)}
+        )
+    if k == "reply_issued":
+        resolved = int(event.reply_issued.resolved)
+        on_time = case.get("handling_due")
+        inc = {
+            "replied": 1,
+            "resolved": resolved,
+            "replied_on_time": int(on_time is not None and at < on_time),
+            "leader_resolved": resolved * int(bool(case.get("leader_id"))),
+            "higher_level_resolved": resolved * int(bool(case.get("higher_level"))),
+            "mediation_resolved": resolved * int(case.get("tier", 0) in _LADDER_BELOW_DISTRICT),
+        }
+        return Contribution(at, inc, backlog=-1)
+    if k == "satisfaction_rated":
+        r2 = event.satisfaction_rated.rating
+        return Contribution(
+            at,
+            {
+                "rated": 1,
+                "satisfied": int(r2 == ev.SATISFACTION_SATISFIED),
+                "basically_satisfied": int(r2 == ev.SATISFACTION_BASICALLY),
+                "dissatisfied": int(r2 == ev.SATISFACTION_DISSATISFIED),
+            },
+        )
+    if k == "review_requested":
+        field = "rereviews" if event.review_requested.rereview else "reviews"
+        return Contribution(at, {field: 1})
+    if k == "backflow_reopened":
+        return Contribution(at, {"backflow": 1}, backlog=1)
+    if k == "leader_package_assigned":
+        reception = event.leader_package_assigned.rule == "reception_day"
+        return Contribution(
+            at,
+            {
+                "leader_packages": 1,
+                "leader_receptions": int(reception),
+                "leader_reception_people": people if reception else 0,
+            },
+        )
+    if k == "leader_visit_out":
+        return Contribution(at, {"leader_visits_out": 1})
+    simple = {
+        "deadline_warned": "warnings",
+        "deadline_breached": "breaches",
+        "supervision_order_issued": "supervision_orders",
+    }
+    if k in simple:
+        return Contribution(at, {simple[k]: 1})
+    return None
+
+
+_STATUS = {
+    "registered": "registered",
+    "accepted": "accepted",
+    "remit_objected": "registered",
+    "reply_issued": "replied",
+    "finalized": "final",
+    "backflow_reopened": "accepted",
+}
+
+
+def case_update(event: ev.CaseEvent, handling_due: datetime | None = None) -> dict[str, Any]:
+    """Fields of the read model's case document an event sets: what search
+    filters on, and what later events need (leader, tier, due time)."""
+    k = event.WhichOneof("payload") or ""
+    upd: dict[str, Any] = {}
+    if k in _STATUS:
+        upd["status"] = _STATUS[k]
+        upd["sla_state"] = "on_track"
+    if k == "registered":
+        r = event.registered
+        upd.update(
+            received_at=_at(r.received_at),
+            channel=CHANNELS.get(r.channel, "other"),
+            category=r.category,
+            township_id=r.township_id,
+            people=r.people_count,
+            higher_level=r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT,
+        )
+    elif k == "routed":
+        d = event.routed.decision
+        upd["unit_id"] = event.routed.unit_id
+        upd["status"] = (
+            "declined"
+            if d == ev.ROUTING_DECISION_DECLINE
+            else "out_of_system"
+            if d in _CLOSING_DECISIONS
+            else "routed"
+        )
+        upd["sla_state"] = "on_track"
+    elif k == "accepted":
+        upd.update(unit_id=event.accepted.unit_id, tier=event.accepted.tier)
+    elif k == "tier_escalated":
+        upd["tier"] = event.tier_escalated.to_tier
+    elif k == "leader_package_assigned":
+        upd["leader_id"] = event.leader_package_assigned.leader_id
+    elif k == "review_requested":
+        upd["status"] = (
+            "rereview_requested" if event.review_requested.rereview else ("review_requested")
+        )
+        upd["sla_state"] = "on_track"
+    elif k == "review_decided" and not event.review_decided.rereview:
+        upd["status"] = "reviewed"
+        upd["sla_state"] = "on_track"
+    elif k == "deadline_warned":
+        upd["sla_state"] = "due_soon"
+    elif k == "deadline_breached":
+        upd["sla_state"] = "overdue"
+    if handling_due is not None:
+        upd["handling_due"] = handling_due
+    return upd
+
+
+# ---- periods ------------------------------------------------------------------------
 
 
 def period_keys(at: datetime) -> list[str]:
     local = at.astimezone(SHANGHAI)
     q = (local.month - 1) // 3 + 1
     return [f"{local.year}", f"{local.year}-Q{q}", f"{local.year}-{local.month:02d}"]
-
-
-def year_doc_fields(at: datetime, inc: dict[str, int]) -> tuple[str, dict[str, int]]:
-    """(year, increments) for the district's one counter document per year,
-    which holds the year (``y.``), its quarters (``q.Qn.``) and months
-    (``m.MM.``): one write per event instead of three."""
-    year, quarter, month = period_keys(at)
-    q, m = quarter[5:], month[5:]
-    out: dict[str, int] = {}
-    for k, v in inc.items():
-        out[f"y.{k}"] = v
-        out[f"q.{q}.{k}"] = v
-        out[f"m.{m}.{k}"] = v
-    return year, out
-
-
-def period_section(doc: dict[str, object], period: str) -> dict[str, object]:
-    """The figures of one period out of its year's counter document."""
-    if len(period) == 4:
-        sec = doc.get("y")
-    elif period[5] == "Q":
-        sec = (doc.get("q") or {}).get(period[5:])  # type: ignore[attr-defined]
-    else:
-        sec = (doc.get("m") or {}).get(period[5:])  # type: ignore[attr-defined]
-    return sec if isinstance(sec, dict) else {}
 
 
 def parse_period(period: str) -> str:
@@ -78,33 +245,75 @@ def parse_period(period: str) -> str:
     return period.strip()
 
 
-def _key(s: str) -> str:
-    # Mongo field names may not contain '.' or start with '$'
-    return s.replace(".", "_").replace("$", "_")
+def months_of(period: str) -> list[str]:
+    year = period[:4]
+    if len(period) == 4:
+        return [f"{year}-{m:02d}" for m in range(1, 13)]
+    if period[5] == "Q":
+        q = int(period[6])
+        return [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
+    return [period]
 
 
-def contributions(event: ev.CaseEvent) -> tuple[datetime, dict[str, int]] | None:
-    """(when it counts, increments) for an event, or None if it adds nothing."""
-    kind = event.WhichOneof("payload")
-    if kind == "registered":
-        r = event.registered
-        inc = {
-            "received": 1,
-            "people": r.people_count,
-            f"channel.{CHANNELS.get(r.channel, 'other')}": 1,
-            f"category.{_key(r.category)}": 1,
-            f"township.{_key(r.township_id)}": 1,
-            "first": int(r.kind == ev.PETITION_KIND_FIRST),
-            "repeat": int(r.kind == ev.PETITION_KIND_REPEAT),
-            "group": int(r.group),
-            "escalated": int(r.escalated),
-        }
-        return r.received_at.ToDatetime(tzinfo=UTC), inc
-    if kind == "routed":
-        r2 = event.routed
-        return event.occurred_at.ToDatetime(tzinfo=UTC), {
-            "routed": 1,
-            f"decision.{DECISIONS.get(r2.decision, 'other')}": 1,
-            f"unit.{_key(r2.unit_id)}": 1,
-        }
-    return None
+def previous_period(period: str) -> str:
+    year = int(period[:4])
+    if len(period) == 4:
+        return str(year - 1)
+    if period[5] == "Q":
+        q = int(period[6])
+        return f"{year - 1}-Q4" if q == 1 else f"{year}-Q{q - 1}"
+    m = int(period[5:])
+    return f"{year - 1}-12" if m == 1 else f"{year}-{m - 1:02d}"
+
+
+def same_period_last_year(period: str) -> str:
+    return f"{int(period[:4]) - 1}{period[4:]}"
+
+
+def year_doc_fields(at: datetime, inc: Mapping[str, int]) -> tuple[str, dict[str, int]]:
+    """(year, increments) for the district's one counter document per year,
+    which holds the year (``y.``), its quarters (``q.Qn.``) and months
+    (``m.MM.``): one write per event instead of three."""
+    year, quarter, month = period_keys(at)
+    q, m = quarter[5:], month[5:]
+    out: dict[str, int] = {}
+    for k, v in inc.items():
+        if v:
+            out[f"y.{k}"] = v
+            out[f"q.{q}.{k}"] = v
+            out[f"m.{m}.{k}"] = v
+    return year, out
+
+
+def period_section(doc: Mapping[str, Any], period: str) -> dict[str, Any] | None:
+    """The figures of one period out of its year's counter document; None
+    when nothing at all was counted for it."""
+    if len(period) == 4:
+        sec = doc.get("y")
+    elif period[5] == "Q":
+        sec = (doc.get("q") or {}).get(period[5:])
+    else:
+        sec = (doc.get("m") or {}).get(period[5:])
+    return sec if isinstance(sec, dict) else None
+
+
+def backlog_between(deltas: Mapping[str, int], period: str) -> tuple[int, int]:
+    """(存量 at the start, at the end) of a period from monthly net changes."""
+    months = months_of(period)
+    start = sum(n for m, n in deltas.items() if m < months[0])
+    end = start + sum(n for m, n in deltas.items() if months[0] <= m <= months[-1])
+    return start, end
+
+
+_FIELDS = {f.name for f in fields(PeriodFigures)}
+
+
+def figures_from(
+    period: str, section: Mapping[str, Any], backlog: tuple[int, int]
+) -> PeriodFigures:
+    f = PeriodFigures(period=period)
+    for k, v in section.items():
+        if k in _FIELDS and k != "period":
+            setattr(f, k, dict(v) if isinstance(v, dict) else int(v))
+    f.backlog_start, f.backlog_end = backlog
+    return f

@@ -31,10 +31,19 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
+from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
-from xinfang.core.mongo import Collection, Position, apply_once, inc_once, upsert_by_id
+from xinfang.core.mongo import (
+    Collection,
+    Position,
+    apply_once,
+    doc_lock,
+    inc_once,
+    upsert_by_id,
+    upsert_unlocked,
+)
 from xinfang.core.outbox import Outbox
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 from xinfang.supervision import scoring
@@ -101,28 +110,10 @@ class Supervision:
         ops = clock_ops(event)
         for kind in dict.fromkeys(op.kind for op in ops):
             doc_id = clock_doc_id(event.case_id, kind)
-            old = await self.clocks.find_one({"_id": doc_id})
-            if old is not None and old["district_id"] != event.district_id:
-                raise InvalidArgument("district_id", "clock belongs to another district")
-            if old is not None and event.event_id in old.get("_applied", {}):
-                continue  # redelivered after this clock was written
-            res = apply_ops(
-                old,
-                [op for op in ops if op.kind == kind],
-                district,
-                event.case_id,
-                info.get("unit_id", ""),
-                info.get("leader_id", ""),
-            )
-            if old is None and not res.doc:
-                continue  # stopping a clock that never ran
-            upd: dict[str, Any] = {
-                "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
-            }
-            unset = _unset_fields(old, res.doc)
-            if unset:
-                upd["$unset"] = unset
-            await upsert_by_id(self.clocks, doc_id, upd)
+            async with doc_lock(self.clocks, doc_id):
+                res = await self._apply_clock(event, pos, district, info, kind, ops, doc_id)
+            if res is None:
+                continue
             by_kind[kind] = res
             for bucket, day in res.indexed:
                 await self._index(bucket, day, doc_id)
@@ -170,6 +161,41 @@ class Supervision:
                  "subject": subject},
             )  # fmt: skip
         return "applied" if seen.first else "duplicate"
+
+    async def _apply_clock(
+        self,
+        event: ev.CaseEvent,
+        pos: Position,
+        district: District,
+        info: dict[str, Any],
+        kind: int,
+        ops: list[Any],
+        doc_id: str,
+    ) -> Applied | None:
+        """Fold this event's ops into one clock document (caller holds its lock)."""
+        old = await self.clocks.find_one({"_id": doc_id})
+        if old is not None and old["district_id"] != event.district_id:
+            raise InvalidArgument("district_id", "clock belongs to another district")
+        if old is not None and event.event_id in old.get("_applied", {}):
+            return None  # redelivered after this clock was written
+        res = apply_ops(
+            old,
+            [op for op in ops if op.kind == kind],
+            district,
+            event.case_id,
+            info.get("unit_id", ""),
+            info.get("leader_id", ""),
+        )
+        if old is None and not res.doc:
+            return None  # stopping a clock that never ran
+        upd: dict[str, Any] = {
+            "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
+        }
+        unset = _unset_fields(old, res.doc)
+        if unset:
+            upd["$unset"] = unset
+        await upsert_unlocked(self.clocks, doc_id, upd)
+        return res
 
     async def _case_info(self, event: ev.CaseEvent, pos: Position) -> tuple[Any, dict[str, Any]]:
         """Record the event against its case (the dedupe for everything this
@@ -233,6 +259,10 @@ class Supervision:
         return emitted
 
     async def _check(self, clock_id: str, bucket: str, now: datetime) -> int:
+        async with doc_lock(self.clocks, clock_id):
+            return await self._check_locked(clock_id, bucket, now)
+
+    async def _check_locked(self, clock_id: str, bucket: str, now: datetime) -> int:
         c = await self.clocks.find_one({"_id": clock_id})
         if c is None or not c.get("open") or c.get("paused"):
             return 0
@@ -280,8 +310,9 @@ class Supervision:
                 fields["breached"] = True
             else:  # a window ran out: it closes, nobody failed
                 fields.update(open=False, expired=True, closed_at=c["due_at"])
-                await self.stats.update_one(
-                    {"_id": f"{c['district_id']}:{clock_label(kind)}"},
+                await upsert_by_id(
+                    self.stats,
+                    f"{c['district_id']}:{clock_label(kind)}",
                     {"$inc": {"open": -1, f"due.{c['due_day']}": -1, "expired": 1}},
                 )
         if not fields:
@@ -305,32 +336,43 @@ class Supervision:
                 if clock_id in seen:
                     continue
                 seen.add(clock_id)
-                c = await self.clocks.find_one({"_id": clock_id})
-                if c is None or c["district_id"] != district_id or not c.get("open"):
+                async with doc_lock(self.clocks, clock_id):
+                    moved_to = await self._reschedule(clock_id, district, key)
+                if moved_to is None:
                     continue
-                if c.get("due_day") != key:
-                    continue  # a stale bucket entry; the clock is indexed elsewhere
                 open_n += 1
-                dl, warn = schedule(
-                    c["kind"], c.get("tier", 0), c["started_at"], c.get("extra_days", 0), district
-                )
-                if dl.due_at == c["due_at"]:
-                    continue
-                moved += 1
-                new_day = day_key(dl.due_at)
-                await self.clocks.update_one(
-                    {"_id": clock_id},
-                    {"$set": {"due_at": dl.due_at, "due_day": new_day, "warn_at": warn,
-                              "estimated": dl.estimated, "warned": False, "breached": False}},
-                )  # fmt: skip
-                label = clock_label(c["kind"])
-                await self.stats.update_one(
-                    {"_id": f"{district_id}:{label}"},
-                    {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}},
-                )
-                await self._index("due", new_day, clock_id)
-                await self._index("warn", day_key(warn), clock_id)
+                if moved_to:
+                    moved += 1
         return open_n, moved
+
+    async def _reschedule(self, clock_id: str, district: District, key: str) -> str | None:
+        """Recompute one open clock (caller holds its lock); None if it is not
+        an open clock of the district indexed under ``key``, "" if unmoved."""
+        c = await self.clocks.find_one({"_id": clock_id})
+        if c is None or c["district_id"] != district.district_id or not c.get("open"):
+            return None
+        if c.get("due_day") != key:
+            return None  # a stale bucket entry; the clock is indexed elsewhere
+        dl, warn = schedule(
+            c["kind"], c.get("tier", 0), c["started_at"], c.get("extra_days", 0), district
+        )
+        if dl.due_at == c["due_at"]:
+            return ""
+        new_day = day_key(dl.due_at)
+        await self.clocks.update_one(
+            {"_id": clock_id},
+            {"$set": {"due_at": dl.due_at, "due_day": new_day, "warn_at": warn,
+                      "estimated": dl.estimated, "warned": False, "breached": False}},
+        )  # fmt: skip
+        if not c.get("paused"):
+            await upsert_by_id(
+                self.stats,
+                f"{district.district_id}:{clock_label(c['kind'])}",
+                {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}},
+            )
+        await self._index("due", new_day, clock_id)
+        await self._index("warn", day_key(warn), clock_id)
+        return new_day
 
     # ---- queries and rankings ----------------------------------------------------------
 

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xinfang/reporting/v1/reporting.proto\x12\x14xinfang.reporting.v1\"@\n\x19GetDistrictSummaryRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"\xbd\x06\n\x0f\x44istrictSummary\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08received\x18\x03 \x01(\x03\x12\x0e\n\x06people\x18\x04 \x01(\x03\x12H\n\nby_channel\x18\x05 \x03(\x0b\x32\x34.xinfang.reporting.v1.DistrictSummary.ByChannelEntry\x12J\n\x0b\x62y_category\x18\x06 \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByCategoryEntry\x12J\n\x0b\x62y_township\x18\x07 \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByTownshipEntry\x12\x17\n\x0f\x66irst_petitions\x18\x08 \x01(\x03\x12\x18\n\x10repeat_petitions\x18\t \x01(\x03\x12\x17\n\x0fgroup_petitions\x18\n \x01(\x03\x12\x1b\n\x13\x65scalated_petitions\x18\x0b \x01(\x03\x12\x0e\n\x06routed\x18\x0c \x01(\x03\x12J\n\x0b\x62y_decision\x18\r \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByDecisionEntry\x12\x42\n\x07\x62y_unit\x18\x0e \x03(\x0b\x32\x31.xinfang.reporting.v1.DistrictSummary.ByUnitEntry\x1a\x30\n\x0e\x42yChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yTownshipEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yDecisionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x42yUnitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\x80\x01\n\x10ReportingService\x12l\n\x12GetDistrictSummary\x12/.xinfang.reporting.v1.GetDistrictSummaryRequest\x1a%.xinfang.reporting.v1.DistrictSummaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$xinfang/reporting/v1/reporting.proto\x12\x14xinfang.reporting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x19GetDistrictSummaryRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"\xbd\x06\n\x0f\x44istrictSummary\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08received\x18\x03 \x01(\x03\x12\x0e\n\x06people\x18\x04 \x01(\x03\x12H\n\nby_channel\x18\x05 \x03(\x0b\x32\x34.xinfang.reporting.v1.DistrictSummary.ByChannelEntry\x12J\n\x0b\x62y_category\x18\x06 \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByCategoryEntry\x12J\n\x0b\x62y_township\x18\x07 \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByTownshipEntry\x12\x17\n\x0f\x66irst_petitions\x18\x08 \x01(\x03\x12\x18\n\x10repeat_petitions\x18\t \x01(\x03\x12\x17\n\x0fgroup_petitions\x18\n \x01(\x03\x12\x1b\n\x13\x65scalated_petitions\x18\x0b \x01(\x03\x12\x0e\n\x06routed\x18\x0c \x01(\x03\x12J\n\x0b\x62y_decision\x18\r \x03(\x0b\x32\x35.xinfang.reporting.v1.DistrictSummary.ByDecisionEntry\x12\x42\n\x07\x62y_unit\x18\x0e \x03(\x0b\x32\x31.xinfang.reporting.v1.DistrictSummary.ByUnitEntry\x1a\x30\n\x0e\x42yChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yTownshipEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yDecisionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x42yUnitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xaa\n\n\x07\x46igures\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08received\x18\x02 \x01(\x03\x12\x0e\n\x06people\x18\x03 \x01(\x03\x12@\n\nby_channel\x18\x04 \x03(\x0b\x32,.xinfang.reporting.v1.Figures.ByChannelEntry\x12\x42\n\x0b\x62y_category\x18\x05 \x03(\x0b\x32-.xinfang.reporting.v1.Figures.ByCategoryEntry\x12\x42\n\x0b\x62y_township\x18\x06 \x03(\x0b\x32-.xinfang.reporting.v1.Figures.ByTownshipEntry\x12\r\n\x05\x66irst\x18\x07 \x01(\x03\x12\x0e\n\x06repeat\x18\x08 \x01(\x03\x12\x17\n\x0fgroup_petitions\x18\t \x01(\x03\x12\x14\n\x0cgroup_people\x18\n \x01(\x03\x12\x11\n\tescalated\x18\x0b \x01(\x03\x12\x14\n\x0chigher_level\x18\x0c \x01(\x03\x12\x0e\n\x06routed\x18\r \x01(\x03\x12\x42\n\x0b\x62y_decision\x18\x0e \x03(\x0b\x32-.xinfang.reporting.v1.Figures.ByDecisionEntry\x12:\n\x07\x62y_unit\x18\x0f \x03(\x0b\x32).xinfang.reporting.v1.Figures.ByUnitEntry\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x10 \x01(\x03\x12\x0f\n\x07replied\x18\x11 \x01(\x03\x12\x10\n\x08resolved\x18\x12 \x01(\x03\x12\x17\n\x0freplied_on_time\x18\x13 \x01(\x03\x12\r\n\x05rated\x18\x14 \x01(\x03\x12\x11\n\tsatisfied\x18\x15 \x01(\x03\x12\x1b\n\x13\x62\x61sically_satisfied\x18\x16 \x01(\x03\x12\x14\n\x0c\x64issatisfied\x18\x17 \x01(\x03\x12\x0f\n\x07reviews\x18\x18 \x01(\x03\x12\x11\n\trereviews\x18\x19 \x01(\x03\x12\x10\n\x08\x62\x61\x63kflow\x18\x1a \x01(\x03\x12\x19\n\x11mediation_entered\x18\x1b \x01(\x03\x12\x1a\n\x12mediation_resolved\x18\x1c \x01(\x03\x12\x19\n\x11leader_receptions\x18\x1d \x01(\x03\x12\x1f\n\x17leader_reception_people\x18\x1e \x01(\x03\x12\x19\n\x11leader_visits_out\x18\x1f \x01(\x03\x12\x17\n\x0fleader_packages\x18  \x01(\x03\x12\x17\n\x0fleader_resolved\x18! \x01(\x03\x12\x1d\n\x15higher_level_resolved\x18\" \x01(\x03\x12\x10\n\x08warnings\x18# \x01(\x03\x12\x10\n\x08\x62reaches\x18$ \x01(\x03\x12\x1a\n\x12supervision_orders\x18% \x01(\x03\x12\x15\n\rbacklog_start\x18& \x01(\x03\x12\x13\n\x0b\x62\x61\x63klog_end\x18\' \x01(\x03\x1a\x30\n\x0e\x42yChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yTownshipEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yDecisionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x42yUnitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"=\n\x16GetPeriodReportRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"\xbe\x01\n\nIndicators\x12\x1a\n\rreceived_down\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\ngroup_down\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x1b\n\x0e\x65scalated_down\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x19\n\x0c\x62\x61\x63klog_down\x18\x04 \x01(\x08H\x03\x88\x01\x01\x42\x10\n\x0e_received_downB\r\n\x0b_group_downB\x11\n\x0f_escalated_downB\x0f\n\r_backlog_down\"\xac\x02\n\x0cPeriodReport\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12.\n\x07\x63urrent\x18\x03 \x01(\x0b\x32\x1d.xinfang.reporting.v1.Figures\x12/\n\x08previous\x18\x04 \x01(\x0b\x32\x1d.xinfang.reporting.v1.Figures\x12\x30\n\tlast_year\x18\x05 \x01(\x0b\x32\x1d.xinfang.reporting.v1.Figures\x12.\n\x07monthly\x18\x06 \x03(\x0b\x32\x1d.xinfang.reporting.v1.Figures\x12\x34\n\nindicators\x18\x07 \x01(\x0b\x32 .xinfang.reporting.v1.Indicators\"\x8f\x02\n\x12SearchCasesRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x11\n\tsla_state\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x31\n\rreceived_from\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_to\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\t \x01(\x05\x12\x12\n\npage_token\x18\n \x01(\t\"\xda\x01\n\x07\x43\x61seRow\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0btownship_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x11\n\tsla_state\x18\x07 \x01(\t\x12\x0f\n\x07unit_id\x18\x08 \x01(\t\x12\x11\n\tleader_id\x18\t \x01(\t\x12\x0e\n\x06people\x18\n \x01(\x05\"\\\n\x13SearchCasesResponse\x12,\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1d.xinfang.reporting.v1.CaseRow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16GetCaseTimelineRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"W\n\rTimelineEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\"U\n\x0c\x43\x61seTimeline\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x34\n\x07\x65ntries\x18\x02 \x03(\x0b\x32#.xinfang.reporting.v1.TimelineEntry\"X\n\x13RenderReportRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0c\n\x04lang\x18\x04 \x01(\t\"I\n\x0eRenderedReport\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"=\n\x15GetCitySummaryRequest\x12\x14\n\x0c\x64istrict_ids\x18\x01 \x03(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"V\n\x0f\x44istrictFigures\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12.\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1d.xinfang.reporting.v1.Figures\"W\n\x0b\x43itySummary\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x38\n\tdistricts\x18\x02 \x03(\x0b\x32%.xinfang.reporting.v1.DistrictFigures2\xf1\x04\n\x10ReportingService\x12l\n\x12GetDistrictSummary\x12/.xinfang.reporting.v1.GetDistrictSummaryRequest\x1a%.xinfang.reporting.v1.DistrictSummary\x12\x63\n\x0fGetPeriodReport\x12,.xinfang.reporting.v1.GetPeriodReportRequest\x1a\".xinfang.reporting.v1.PeriodReport\x12\x62\n\x0bSearchCases\x12(.xinfang.reporting.v1.SearchCasesRequest\x1a).xinfang.reporting.v1.SearchCasesResponse\x12\x63\n\x0fGetCaseTimeline\x12,.xinfang.reporting.v1.GetCaseTimelineRequest\x1a\".xinfang.reporting.v1.CaseTimeline\x12_\n\x0cRenderReport\x12).xinfang.reporting.v1.RenderReportRequest\x1a$.xinfang.reporting.v1.RenderedReport\x12`\n\x0eGetCitySummary\x12+.xinfang.reporting.v1.GetCitySummaryRequest\x1a!.xinfang.reporting.v1.CitySummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,20 +42,70 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISTRICTSUMMARY_BYDECISIONENTRY']._serialized_options = b'8\001'
   _globals['_DISTRICTSUMMARY_BYUNITENTRY']._loaded_options = None
   _globals['_DISTRICTSUMMARY_BYUNITENTRY']._serialized_options = b'8\001'
-  _globals['_GETDISTRICTSUMMARYREQUEST']._serialized_start=62
-  _globals['_GETDISTRICTSUMMARYREQUEST']._serialized_end=126
-  _globals['_DISTRICTSUMMARY']._serialized_start=129
-  _globals['_DISTRICTSUMMARY']._serialized_end=958
-  _globals['_DISTRICTSUMMARY_BYCHANNELENTRY']._serialized_start=710
-  _globals['_DISTRICTSUMMARY_BYCHANNELENTRY']._serialized_end=758
-  _globals['_DISTRICTSUMMARY_BYCATEGORYENTRY']._serialized_start=760
-  _globals['_DISTRICTSUMMARY_BYCATEGORYENTRY']._serialized_end=809
-  _globals['_DISTRICTSUMMARY_BYTOWNSHIPENTRY']._serialized_start=811
-  _globals['_DISTRICTSUMMARY_BYTOWNSHIPENTRY']._serialized_end=860
-  _globals['_DISTRICTSUMMARY_BYDECISIONENTRY']._serialized_start=862
-  _globals['_DISTRICTSUMMARY_BYDECISIONENTRY']._serialized_end=911
-  _globals['_DISTRICTSUMMARY_BYUNITENTRY']._serialized_start=913
-  _globals['_DISTRICTSUMMARY_BYUNITENTRY']._serialized_end=958
-  _globals['_REPORTINGSERVICE']._serialized_start=961
-  _globals['_REPORTINGSERVICE']._serialized_end=1089
+  _globals['_FIGURES_BYCHANNELENTRY']._loaded_options = None
+  _globals['_FIGURES_BYCHANNELENTRY']._serialized_options = b'8\001'
+  _globals['_FIGURES_BYCATEGORYENTRY']._loaded_options = None
+  _globals['_FIGURES_BYCATEGORYENTRY']._serialized_options = b'8\001'
+  _globals['_FIGURES_BYTOWNSHIPENTRY']._loaded_options = None
+  _globals['_FIGURES_BYTOWNSHIPENTRY']._serialized_options = b'8\001'
+  _globals['_FIGURES_BYDECISIONENTRY']._loaded_options = None
+  _globals['_FIGURES_BYDECISIONENTRY']._serialized_options = b'8\001'
+  _globals['_FIGURES_BYUNITENTRY']._loaded_options = None
+  _globals['_FIGURES_BYUNITENTRY']._serialized_options = b'8\001'
+  _globals['_GETDISTRICTSUMMARYREQUEST']._serialized_start=95
+  _globals['_GETDISTRICTSUMMARYREQUEST']._serialized_end=159
+  _globals['_DISTRICTSUMMARY']._serialized_start=162
+  _globals['_DISTRICTSUMMARY']._serialized_end=991
+  _globals['_DISTRICTSUMMARY_BYCHANNELENTRY']._serialized_start=743
+  _globals['_DISTRICTSUMMARY_BYCHANNELENTRY']._serialized_end=791
+  _globals['_DISTRICTSUMMARY_BYCATEGORYENTRY']._serialized_start=793
+  _globals['_DISTRICTSUMMARY_BYCATEGORYENTRY']._serialized_end=842
+  _globals['_DISTRICTSUMMARY_BYTOWNSHIPENTRY']._serialized_start=844
+  _globals['_DISTRICTSUMMARY_BYTOWNSHIPENTRY']._serialized_end=893
+  _globals['_DISTRICTSUMMARY_BYDECISIONENTRY']._serialized_start=895
+  _globals['_DISTRICTSUMMARY_BYDECISIONENTRY']._serialized_end=944
+  _globals['_DISTRICTSUMMARY_BYUNITENTRY']._serialized_start=946
+  _globals['_DISTRICTSUMMARY_BYUNITENTRY']._serialized_end=991
+  _globals['_FIGURES']._serialized_start=994
+  _globals['_FIGURES']._serialized_end=2316
+  _globals['_FIGURES_BYCHANNELENTRY']._serialized_start=743
+  _globals['_FIGURES_BYCHANNELENTRY']._serialized_end=791
+  _globals['_FIGURES_BYCATEGORYENTRY']._serialized_start=793
+  _globals['_FIGURES_BYCATEGORYENTRY']._serialized_end=842
+  _globals['_FIGURES_BYTOWNSHIPENTRY']._serialized_start=844
+  _globals['_FIGURES_BYTOWNSHIPENTRY']._serialized_end=893
+  _globals['_FIGURES_BYDECISIONENTRY']._serialized_start=895
+  _globals['_FIGURES_BYDECISIONENTRY']._serialized_end=944
+  _globals['_FIGURES_BYUNITENTRY']._serialized_start=946
+  _globals['_FIGURES_BYUNITENTRY']._serialized_end=991
+  _globals['_GETPERIODREPORTREQUEST']._serialized_start=2318
+  _globals['_GETPERIODREPORTREQUEST']._serialized_end=2379
+  _globals['_INDICATORS']._serialized_start=2382
+  _globals['_INDICATORS']._serialized_end=2572
+  _globals['_PERIODREPORT']._serialized_start=2575
+  _globals['_PERIODREPORT']._serialized_end=2875
+  _globals['_SEARCHCASESREQUEST']._serialized_start=2878
+  _globals['_SEARCHCASESREQUEST']._serialized_end=3149
+  _globals['_CASEROW']._serialized_start=3152
+  _globals['_CASEROW']._serialized_end=3370
+  _globals['_SEARCHCASESRESPONSE']._serialized_start=3372
+  _globals['_SEARCHCASESRESPONSE']._serialized_end=3464
+  _globals['_GETCASETIMELINEREQUEST']._serialized_start=3466
+  _globals['_GETCASETIMELINEREQUEST']._serialized_end=3528
+  _globals['_TIMELINEENTRY']._serialized_start=3530
+  _globals['_TIMELINEENTRY']._serialized_end=3617
+  _globals['_CASETIMELINE']._serialized_start=3619
+  _globals['_CASETIMELINE']._serialized_end=3704
+  _globals['_RENDERREPORTREQUEST']._serialized_start=3706
+  _globals['_RENDERREPORTREQUEST']._serialized_end=3794
+  _globals['_RENDEREDREPORT']._serialized_start=3796
+  _globals['_RENDEREDREPORT']._serialized_end=3869
+  _globals['_GETCITYSUMMARYREQUEST']._serialized_start=3871
+  _globals['_GETCITYSUMMARYREQUEST']._serialized_end=3932
+  _globals['_DISTRICTFIGURES']._serialized_start=3934
+  _globals['_DISTRICTFIGURES']._serialized_end=4020
+  _globals['_CITYSUMMARY']._serialized_start=4022
+  _globals['_CITYSUMMARY']._serialized_end=4109
+  _globals['_REPORTINGSERVICE']._serialized_start=4112
+  _globals['_REPORTINGSERVICE']._serialized_end=4737
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,31 @@ class ReportingServiceStub:
                 request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetDistrictSummaryRequest.SerializeToString,
                 response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.DistrictSummary.FromString,
                 _registered_method=True)
+        self.GetPeriodReport = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/GetPeriodReport',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetPeriodReportRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.PeriodReport.FromString,
+                _registered_method=True)
+        self.SearchCases = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/SearchCases',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesResponse.FromString,
+                _registered_method=True)
+        self.GetCaseTimeline = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/GetCaseTimeline',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCaseTimelineRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CaseTimeline.FromString,
+                _registered_method=True)
+        self.RenderReport = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/RenderReport',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderReportRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderedReport.FromString,
+                _registered_method=True)
+        self.GetCitySummary = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/GetCitySummary',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -50,6 +75,40 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPeriodReport(self, request, context):
+        """Every figure of a period, with the previous period and the same period
+        last year, and the months of the period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchCases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaseTimeline(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderReport(self, request, context):
+        """The report document: docx, markdown or json, Chinese or English.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCitySummary(self, request, context):
+        """A city's view: the named districts side by side.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +116,31 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetDistrictSummary,
                     request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetDistrictSummaryRequest.FromString,
                     response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.DistrictSummary.SerializeToString,
+            ),
+            'GetPeriodReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPeriodReport,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetPeriodReportRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.PeriodReport.SerializeToString,
+            ),
+            'SearchCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchCases,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesResponse.SerializeToString,
+            ),
+            'GetCaseTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaseTimeline,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCaseTimelineRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CaseTimeline.SerializeToString,
+            ),
+            'RenderReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderReport,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderReportRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderedReport.SerializeToString,
+            ),
+            'GetCitySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCitySummary,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +170,141 @@ class ReportingService:
             '/xinfang.reporting.v1.ReportingService/GetDistrictSummary',
             xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetDistrictSummaryRequest.SerializeToString,
             xinfang_dot_reporting_dot_v1_dot_reporting__pb2.DistrictSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPeriodReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/GetPeriodReport',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetPeriodReportRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.PeriodReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/SearchCases',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.SearchCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaseTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/GetCaseTimeline',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCaseTimelineRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CaseTimeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/RenderReport',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderReportRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RenderedReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCitySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/GetCitySummary',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,134 @@
+"""Rebuild reporting's read models by replaying the case log from the start.
+
+Case events are kept forever on their topic, so the read models are
+disposable: drop them (one district's, or all) and replay. Two ways:
+
+* in place (the reporting service stopped, so nobody else writes): drop the
+  projections and replay into them. When the service starts again it
+  re-reads from its own committed offsets; what the replay already applied
+  is recognised (event ids, positions) and not counted twice;
+* ``into`` another database prefix, while the service keeps running: a
+  fresh copy to compare with the live one (the test does), or to switch to.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from kafka.admin import KafkaAdminClient
+from tqdm import tqdm
+
+from xinfang.core.codec import DecodeFailed, decode_event
+from xinfang.core.config import Settings
+from xinfang.core.directory import Directory
+from xinfang.core.errors import NotFound
+from xinfang.core.mongo import Position, connect
+from xinfang.reporting.app import Reporting
+
+__all__ = ["RebuildResult", "ServiceRunning", "rebuild"]
+
+GROUP = "xinfang-reporting"  # faust's app id, the service's consumer group
+
+
+class ServiceRunning(RuntimeError):
+    """An in-place rebuild while the service writes the same documents."""
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    read: int  # records read from the log
+    applied: int  # events applied to the rebuilt read models
+    skipped: int  # records of other districts, or unusable (dead-lettered live)
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+
+def _group_is_active(settings: Settings) -> bool:
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="xinfang-rebuild"
+    )
+    try:
+        groups = admin.describe_groups([GROUP])
+    finally:
+        admin.close()
+    return bool((groups.get(GROUP) or {}).get("members"))
+
+
+async def rebuild(
+    settings: Settings,
+    district_id: str | None = None,
+    into_prefix: str | None = None,
+    progress: bool = True,
+) -> RebuildResult:
+    if into_prefix is None and _group_is_active(settings):
+        raise ServiceRunning(
+            "the reporting service is running: stop it first (scripts/services.sh down), "
+            "or rebuild --into a new database prefix"
+        )
+    t0 = time.perf_counter()
+    client = connect(settings.mongo_uri, "xinfang-rebuild")
+    try:
+        db = client[f"{into_prefix or settings.mongo_db_prefix}_reporting"]
+        if district_id is None:
+            await client.drop_database(db.name)
+        else:
+            await db.drop_collection(f"cases_{district_id}")
+            await db["counters"].delete_many({"district_id": district_id})
+        directory = Directory(client[f"{settings.mongo_db_prefix}_directory"])
+        reporting = Reporting(db, directory)
+        consumer = AIOKafkaConsumer(
+            settings.case_events_topic,  # without a group: every partition is ours
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
+        )
+        await consumer.start()
+        try:
+            tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+            if not tps:
+                raise RuntimeError(f"topic {settings.case_events_topic} has no partitions")
+            await consumer.seek_to_beginning(*tps)
+            begin = await consumer.beginning_offsets(tps)
+            end = await consumer.end_offsets(tps)  # the log as it is now
+            total = sum(end[tp] - begin[tp] for tp in tps)
+            bar = tqdm(total=total, unit="ev", disable=not progress, file=sys.stderr)
+            read = applied = skipped = 0
+            pending = {tp for tp in tps if end[tp] > begin[tp]}
+            while pending:
+                batch = await consumer.getmany(*pending, timeout_ms=1000)
+                for tp, records in batch.items():
+                    for r in records:
+                        if r.offset >= end[tp]:
+                            pending.discard(tp)
+                            break
+                        read += 1
+                        try:
+                            event = decode_event(r.value)
+                        except DecodeFailed:
+                            skipped += 1
+                            continue
+                        if district_id is not None and event.district_id != district_id:
+                            skipped += 1
+                            continue
+                        try:
+                            await reporting.handle(event, Position(r.partition, r.offset))
+                            applied += 1
+                        except NotFound:  # an unknown district: dead-lettered live
+                            skipped += 1
+                    bar.update(len(records))
+                    if records and records[-1].offset + 1 >= end[tp]:
+                        pending.discard(tp)
+            bar.close()
+        finally:
+            await consumer.stop()
+    finally:
+        await client.close()
+    return RebuildResult(read, applied, skipped, time.perf_counter() - t0)
