@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,11 +34,15 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
+from xinfang.assignment.v1 import assignment_pb2 as apb
+from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
+from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
 from xinfang.intake import bulk
+from xinfang.intake.domain import case_id_for
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.rebuild import ServiceRunning, rebuild
@@ -64,6 +70,9 @@ TEXT: dict[str, dict[str, str]] = {
         "submitted": "提交 {n} 件信访事项（新登记 {created} 件），耗时 {secs:.1f} 秒",
         "waiting": "等待各服务处理完毕……",
         "done": "全部处理完毕，共耗时 {secs:.1f} 秒",
+        "report": "报告已生成：{path}",
+        "handled": "模拟办理 {n} 件新登记事项（受理、延期、逐级化解、答复、评价……），"
+        "答复 {replies} 件",
         "letter": "来信", "visit": "来访", "online": "网上信访", "phone": "来电", "fax": "传真",
         "accept": "受理", "forward": "转送", "decline": "不予受理",
         "out_litigation": "导入诉讼仲裁", "out_discipline": "转纪检监察",
@@ -84,6 +93,9 @@ TEXT: dict[str, dict[str, str]] = {
         "submitted": "Submitted {n} petitions ({created} newly registered) in {secs:.1f} s",
         "waiting": "Waiting for the services to catch up...",
         "done": "All processed in {secs:.1f} s",
+        "report": "Report written: {path}",
+        "handled": "Handled {n} new cases as an office would (accept, extend, escalate, reply, "
+        "rate...): {replies} replies",
         "letter": "letter", "visit": "visit", "online": "online", "phone": "phone", "fax": "fax",
         "accept": "accepted", "forward": "forwarded", "decline": "declined",
         "out_litigation": "to courts/arbitration", "out_discipline": "to discipline inspection",
@@ -106,6 +118,7 @@ async def submit_all(
     concurrency: int = 32,
     progress: bool = True,
     rate: float = 0,
+    created_flags: list[bool] | None = None,
 ) -> tuple[int, list[float]]:
     """Register petitions over gRPC; returns (newly created, submit times).
     ``rate`` > 0 paces submissions (petitions per second) for latency runs."""
@@ -128,6 +141,8 @@ async def submit_all(
                 times[i] = time.perf_counter()
                 resp = await stub.RegisterPetition(requests[i], timeout=30)
                 created += int(resp.created)
+                if created_flags is not None:
+                    created_flags[i] = resp.created
                 bar.update(1)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -210,6 +225,78 @@ def _clock_figures(settings: Settings, district_id: str) -> dict[str, float]:
     return figs
 
 
+async def _period_report(target: str, district_id: str, period: str) -> rpb.PeriodReport:
+    async with grpc.aio.insecure_channel(target) as channel:
+        r: rpb.PeriodReport = await rgrpc.ReportingServiceStub(channel).GetPeriodReport(
+            rpb.GetPeriodReportRequest(district_id=district_id, period=period), timeout=10
+        )
+        return r
+
+
+async def simulate_handling(
+    settings: Settings, district_id: str, case_ids: Sequence[str], seed: int
+) -> Counter[str]:
+    """What an office does with the registered cases, drawn from a seed: most
+    are accepted by their unit and answered, some extended, escalated,
+    rated, reviewed, or come back. Every step is a real command."""
+    rng = random.Random(seed)
+    done: Counter[str] = Counter()
+    office = ev.Actor(user_id="demo-office", role="office")
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
+        stub = agrpc.AssignmentServiceStub(ch)
+        sem = asyncio.Semaphore(16)
+        draws = {c: rng.random() for c in case_ids}  # drawn up front: same seed, same steps
+
+        async def one(case_id: str) -> None:
+            ctx = apb.CommandContext(district_id=district_id, case_id=case_id, actor=office)
+            r = draws[case_id]
+            async with sem:
+                view = await stub.GetCase(
+                    apb.GetCaseRequest(district_id=district_id, case_id=case_id)
+                )
+                if view.status != "routed" or r < 0.08:
+                    return  # still with the office, or declined or forwarded out
+                accepted = await stub.AcceptCase(apb.AcceptCaseRequest(ctx=ctx))
+                done["accept"] += 1
+                if r < 0.13:
+                    await stub.ExtendHandling(
+                        apb.ExtendHandlingRequest(
+                            ctx=ctx, days=30, approver_id="demo-leader", reason="需现场核查"
+                        )
+                    )
+                    done["extend"] += 1
+                if r > 0.88 and accepted.tier != ev.TIER_DISTRICT_LEADER_PACKAGE:
+                    await stub.Escalate(apb.EscalateRequest(ctx=ctx, reason="调解未果"))
+                    done["escalate"] += 1
+                if r > 0.30:
+                    resolved = r > 0.36
+                    await stub.Reply(apb.ReplyRequest(ctx=ctx, resolved=resolved))
+                    done["reply"] += 1
+                    if r > 0.45:
+                        rating = (
+                            ev.SATISFACTION_SATISFIED
+                            if r > 0.6
+                            else ev.SATISFACTION_BASICALLY
+                            if r > 0.5
+                            else ev.SATISFACTION_DISSATISFIED
+                        )
+                        await stub.RateSatisfaction(
+                            apb.RateSatisfactionRequest(ctx=ctx, rating=rating)
+                        )
+                        done["rate"] += 1
+                    if 0.40 < r < 0.42:
+                        await stub.RequestReview(apb.RequestReviewRequest(ctx=ctx))
+                        done["review"] += 1
+                    elif resolved and 0.70 < r < 0.72:
+                        await stub.ReopenBackflow(
+                            apb.ReopenBackflowRequest(ctx=ctx, reason="化解后再次反映")
+                        )
+                        done["backflow"] += 1
+
+        await asyncio.gather(*(one(c) for c in case_ids))
+    return done
+
+
 async def demo(settings: Settings, n: int, seed: int, lang: str, wait_s: float) -> int:
     t = TEXT[lang]
     district = sample_district(seed)
@@ -222,8 +309,12 @@ async def demo(settings: Settings, n: int, seed: int, lang: str, wait_s: float) 
     period = str(start.year)
     did = district["district_id"]
     before = await fetch_summary(target, did, period)
+    before_replied = (await _period_report(target, did, period)).current.replied
     t0 = time.perf_counter()
-    created, _ = await submit_all(f"{settings.grpc_host}:{settings.intake_grpc}", reqs)
+    flags = [False] * len(reqs)
+    created, _ = await submit_all(
+        f"{settings.grpc_host}:{settings.intake_grpc}", reqs, created_flags=flags
+    )
     print(t["submitted"].format(n=n, created=created, secs=time.perf_counter() - t0))
     print(t["waiting"], flush=True)
     deadline = time.monotonic() + wait_s
@@ -237,16 +328,41 @@ async def demo(settings: Settings, n: int, seed: int, lang: str, wait_s: float) 
             )
             return 1
         await asyncio.sleep(0.5)
+    new_cases = [case_id_for(did, r.request_id) for r, f in zip(reqs, flags, strict=True) if f]
+    steps = await simulate_handling(settings, did, new_cases, seed)
+    print(t["handled"].format(n=len(new_cases), replies=steps["reply"]), flush=True)
+    while time.monotonic() < deadline:  # the handling reaches the read models
+        rep = await _period_report(target, did, period)
+        if rep.current.replied >= before_replied + steps["reply"]:
+            break
+        await asyncio.sleep(0.5)
     # supervision's figures reach Prometheus on its next scrape
     while time.monotonic() < deadline:
         clocks = _clock_figures(settings, did)
-        if clocks["done"] + clocks["open"] >= s.received:
+        if clocks["done"] >= s.received:
             break
         await asyncio.sleep(1)
     print(t["done"].format(secs=time.perf_counter() - t0))
     print()
     print(render_summary(s, district, lang, clocks))
+    await _write_report(settings, district["district_id"], period, lang)
     return 0
+
+
+async def _write_report(settings: Settings, district_id: str, period: str, lang: str) -> None:
+    """The district's report for the period, as .docx and Markdown, in out/."""
+    out_dir = Path("out")
+    await asyncio.to_thread(out_dir.mkdir, exist_ok=True)
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+        stub = rgrpc.ReportingServiceStub(ch)
+        for fmt in ("docx", "markdown"):
+            r = await stub.RenderReport(
+                rpb.RenderReportRequest(district_id=district_id, period=period, format=fmt,
+                                        lang=lang),
+                timeout=120,
+            )  # fmt: skip
+            await asyncio.to_thread((out_dir / r.filename).write_bytes, r.content)
+            print(TEXT[lang]["report"].format(path=out_dir / r.filename))
 
 
 def _rebuild(settings: Settings, district: str | None, into: str | None) -> int:

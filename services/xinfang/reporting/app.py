@@ -48,6 +48,8 @@ from xinfang.reporting.projections import (
 )
 from xinfang.reporting.v1 import reporting_pb2 as pb
 from xinfang.reporting.v1 import reporting_pb2_grpc as pb_grpc
+from xinfang.supervision.v1 import supervision_pb2 as spb
+from xinfang.supervision.v1 import supervision_pb2_grpc as spb_grpc
 
 __all__ = ["SPEC", "Reporting", "to_pb_figures"]
 
@@ -56,10 +58,43 @@ MAX_PAGE = 500
 
 
 class Reporting:
-    def __init__(self, db: AsyncDatabase[Doc], directory: Directory) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Doc], directory: Directory, supervision: str | None = None
+    ) -> None:
         self.db = db
         self.counters: Collection = db["counters"]
         self.directory = directory
+        self.supervision = supervision  # address of supervision's gRPC, for rankings
+        self._channel: grpc.aio.Channel | None = None
+
+    async def rankings(self, district_id: str, period: str) -> dict[str, list[dict[str, Any]]]:
+        """The latest published ranking for the report (supervision owns them):
+        the period's own, or for a year the last quarter that has one."""
+        if self.supervision is None:
+            return {}
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.supervision)
+        stub = spb_grpc.SupervisionServiceStub(self._channel)
+        candidates = [period] if len(period) > 4 else [f"{period}-Q{q}" for q in (4, 3, 2, 1)]
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in ("unit", "leader"):
+            for p in candidates:
+                try:
+                    r = await stub.GetRanking(
+                        spb.GetRankingRequest(district_id=district_id, period=p, kind=kind),
+                        timeout=5,
+                    )
+                except grpc.aio.AioRpcError as e:
+                    if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                        continue
+                    raise
+                out[kind] = [
+                    {"subject": row.subject, "score": row.score, "volume": row.volume,
+                     "ranked": row.ranked, "rank": row.rank or None, "bottom": row.bottom}
+                    for row in r.rows
+                ]  # fmt: skip
+                break
+        return out
 
     def cases(self, district_id: str) -> Collection:
         return self.db[f"cases_{district_id}"]
@@ -159,6 +194,7 @@ class Reporting:
             last_year=await self.figures(district_id, same_period_last_year(period)),
             monthly=monthly,
             names=names,
+            rankings=await self.rankings(district_id, period),
             generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
@@ -369,7 +405,8 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    r = Reporting(rt.db, rt.directory)
+    s = rt.settings
+    r = Reporting(rt.db, rt.directory, f"{s.grpc_host}:{s.supervision_grpc}")
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),
