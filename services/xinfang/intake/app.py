@@ -16,10 +16,11 @@ from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import new_event, new_id, to_timestamp
-from xinfang.core.crypto import IdentityVault
+from xinfang.core.crypto import IdentityVault, SealedIdentity
 from xinfang.core.directory import Directory
-from xinfang.core.errors import InvalidArgument
+from xinfang.core.errors import InvalidArgument, NotFound, PermissionDenied
 from xinfang.core.grpc_server import rpc
+from xinfang.core.logging import get_logger
 from xinfang.core.mongo import Collection, upsert_by_id
 from xinfang.core.outbox import Outbox
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
@@ -30,6 +31,9 @@ from xinfang.intake.v1 import intake_pb2_grpc as pb_grpc
 __all__ = ["SPEC", "Intake"]
 
 SERVICE = "intake"
+# roles entitled to see who petitioned: the district's petition office only
+REVEAL_ROLES = frozenset({"office"})
+log = get_logger(__name__)
 
 
 class Intake:
@@ -41,8 +45,10 @@ class Intake:
         directory: Directory,
         vault: IdentityVault,
         wake: Callable[[], None],
+        reveals: Collection | None = None,
     ) -> None:
         self.cases = cases
+        self.reveals = reveals if reveals is not None else cases.database["identity_reveals"]
         self.petitioners = petitioners
         self.outbox = outbox
         self.directory = directory
@@ -112,6 +118,55 @@ class Intake:
         )
         return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
 
+    async def reveal(self, req: pb.RevealPetitionerRequest) -> pb.RevealPetitionerResponse:
+        if not req.district_id:
+            raise InvalidArgument("district_id", "is required")
+        if not req.case_id:
+            raise InvalidArgument("case_id", "is required")
+        if not req.actor.user_id:
+            raise InvalidArgument("actor.user_id", "is required")
+        if req.actor.role not in REVEAL_ROLES:
+            raise PermissionDenied(
+                f"actor.role: {req.actor.role or 'no role'} may not see petitioner identity; "
+                f"only {', '.join(sorted(REVEAL_ROLES))}"
+            )
+        if len(req.reason.strip()) < 4:
+            raise InvalidArgument("reason", "say why the identity is needed")
+        doc = await self.cases.find_one({"_id": req.case_id}, {"identity": 1, "district_id": 1})
+        if doc is None or doc["district_id"] != req.district_id:
+            raise NotFound(f"case_id: no case {req.case_id!r} in district {req.district_id!r}")
+        reveal_id = new_id()
+        # recorded first: no record, no reveal
+        await self.reveals.insert_one(
+            {
+                "_id": reveal_id,
+                "district_id": req.district_id,
+                "case_id": req.case_id,
+                "user_id": req.actor.user_id,
+                "role": req.actor.role,
+                "unit_id": req.actor.unit_id,
+                "reason": req.reason.strip(),
+                "at": datetime.now(UTC),
+            }
+        )
+        ident = doc["identity"]
+        person = self.vault.open(
+            req.district_id,
+            req.case_id,
+            SealedIdentity(bytes(ident["nonce"]), bytes(ident["ct"]), ident["kv"]),
+        )
+        log.info("petitioner revealed", case_id=req.case_id, district_id=req.district_id,
+                 user_id=req.actor.user_id, reveal_id=reveal_id)  # fmt: skip
+        return pb.RevealPetitionerResponse(
+            petitioner=pb.Petitioner(
+                name=person.name,
+                id_number=person.id_number,
+                phone=person.phone,
+                address=person.address,
+            ),
+            reveal_id=reveal_id,
+        )
+
     @staticmethod
     def _event(
         case_id: str,
@@ -152,6 +207,12 @@ class Intake:
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
+
+    @rpc(SERVICE)
+    async def RevealPetitioner(
+        self, request: pb.RevealPetitionerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevealPetitionerResponse:
+        return await self.intake.reveal(request)
 
     @rpc(SERVICE)
     async def RegisterPetition(

@@ -26,19 +26,23 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xinfang.case.v1 import events_pb2 as xinfang_dot_case_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1exinfang/intake/v1/intake.proto\x12\x11xinfang.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxinfang/case/v1/events.proto\"M\n\nPetitioner\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"\xa8\x03\n\x17RegisterPetitionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12)\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x18.xinfang.case.v1.Channel\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x12\n\nvillage_id\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x07 \x01(\t\x12\x14\n\x0cpeople_count\x18\x08 \x01(\x05\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06source\x18\n \x01(\x0e\x32\x17.xinfang.case.v1.Source\x12\x10\n\x08\x62\x61tch_id\x18\x0b \x01(\t\x12\x31\n\npetitioner\x18\x0c \x01(\x0b\x32\x1d.xinfang.intake.v1.Petitioner\x12\x0c\n\x04oral\x18\r \x01(\x08\x12\x17\n\x0frepresentatives\x18\x0e \x01(\x05\x12\x11\n\tescalated\x18\x0f \x01(\x08\"i\n\x18RegisterPetitionResponse\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.xinfang.case.v1.PetitionKind2|\n\rIntakeService\x12k\n\x10RegisterPetition\x12*.xinfang.intake.v1.RegisterPetitionRequest\x1a+.xinfang.intake.v1.RegisterPetitionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1exinfang/intake/v1/intake.proto\x12\x11xinfang.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cxinfang/case/v1/events.proto\"v\n\x17RevealPetitionerRequest\x12\x13\n\x0b\x64istrict_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12%\n\x05\x61\x63tor\x18\x03 \x01(\x0b\x32\x16.xinfang.case.v1.Actor\x12\x0e\n\x06reason\x18\x04 \x01(\t\"`\n\x18RevealPetitionerResponse\x12\x31\n\npetitioner\x18\x01 \x01(\x0b\x32\x1d.xinfang.intake.v1.Petitioner\x12\x11\n\treveal_id\x18\x02 \x01(\t\"M\n\nPetitioner\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"\xa8\x03\n\x17RegisterPetitionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12)\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x18.xinfang.case.v1.Channel\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x12\n\nvillage_id\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x07 \x01(\t\x12\x14\n\x0cpeople_count\x18\x08 \x01(\x05\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06source\x18\n \x01(\x0e\x32\x17.xinfang.case.v1.Source\x12\x10\n\x08\x62\x61tch_id\x18\x0b \x01(\t\x12\x31\n\npetitioner\x18\x0c \x01(\x0b\x32\x1d.xinfang.intake.v1.Petitioner\x12\x0c\n\x04oral\x18\r \x01(\x08\x12\x17\n\x0frepresentatives\x18\x0e \x01(\x05\x12\x11\n\tescalated\x18\x0f \x01(\x08\"i\n\x18RegisterPetitionResponse\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.xinfang.case.v1.PetitionKind2\xe9\x01\n\rIntakeService\x12k\n\x10RegisterPetition\x12*.xinfang.intake.v1.RegisterPetitionRequest\x1a+.xinfang.intake.v1.RegisterPetitionResponse\x12k\n\x10RevealPetitioner\x12*.xinfang.intake.v1.RevealPetitionerRequest\x1a+.xinfang.intake.v1.RevealPetitionerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xinfang.intake.v1.intake_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PETITIONER']._serialized_start=116
-  _globals['_PETITIONER']._serialized_end=193
-  _globals['_REGISTERPETITIONREQUEST']._serialized_start=196
-  _globals['_REGISTERPETITIONREQUEST']._serialized_end=620
-  _globals['_REGISTERPETITIONRESPONSE']._serialized_start=622
-  _globals['_REGISTERPETITIONRESPONSE']._serialized_end=727
-  _globals['_INTAKESERVICE']._serialized_start=729
-  _globals['_INTAKESERVICE']._serialized_end=853
+  _globals['_REVEALPETITIONERREQUEST']._serialized_start=116
+  _globals['_REVEALPETITIONERREQUEST']._serialized_end=234
+  _globals['_REVEALPETITIONERRESPONSE']._serialized_start=236
+  _globals['_REVEALPETITIONERRESPONSE']._serialized_end=332
+  _globals['_PETITIONER']._serialized_start=334
+  _globals['_PETITIONER']._serialized_end=411
+  _globals['_REGISTERPETITIONREQUEST']._serialized_start=414
+  _globals['_REGISTERPETITIONREQUEST']._serialized_end=838
+  _globals['_REGISTERPETITIONRESPONSE']._serialized_start=840
+  _globals['_REGISTERPETITIONRESPONSE']._serialized_end=945
+  _globals['_INTAKESERVICE']._serialized_start=948
+  _globals['_INTAKESERVICE']._serialized_end=1181
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,59 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RevealPetitionerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    district_id: _builtins.str
+    case_id: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def actor(self) -> _events_pb2.Actor: ...
+    def __init__(
+        self,
+        *,
+        district_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        actor: _events_pb2.Actor | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "case_id", b"case_id", "district_id", b"district_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealPetitionerRequest: _TypeAlias = RevealPetitionerRequest  # noqa: Y015
+
+@_typing.final
+class RevealPetitionerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PETITIONER_FIELD_NUMBER: _builtins.int
+    REVEAL_ID_FIELD_NUMBER: _builtins.int
+    reveal_id: _builtins.str
+    """the audit record"""
+    @_builtins.property
+    def petitioner(self) -> Global___Petitioner: ...
+    def __init__(
+        self,
+        *,
+        petitioner: Global___Petitioner | None = ...,
+        reveal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["petitioner", b"petitioner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["petitioner", b"petitioner", "reveal_id", b"reveal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealPetitionerResponse: _TypeAlias = RevealPetitionerResponse  # noqa: Y015
+
+@_typing.final
 class Petitioner(_message.Message):
     """The petitioner's identity: stored encrypted, never published."""
 

@@ -39,6 +39,11 @@ class IntakeServiceStub:
                 request_serializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionRequest.SerializeToString,
                 response_deserializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionResponse.FromString,
                 _registered_method=True)
+        self.RevealPetitioner = channel.unary_unary(
+                '/xinfang.intake.v1.IntakeService/RevealPetitioner',
+                request_serializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerRequest.SerializeToString,
+                response_deserializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -52,6 +57,15 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevealPetitioner(self, request, context):
+        """Shows a case's petitioner to an entitled role (the district's petition
+        office), for a stated reason. Every reveal is recorded before it is
+        answered (Arts. 30 and 46: never to those complained about).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +73,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.RegisterPetition,
                     request_deserializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionRequest.FromString,
                     response_serializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionResponse.SerializeToString,
+            ),
+            'RevealPetitioner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealPetitioner,
+                    request_deserializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerRequest.FromString,
+                    response_serializer=xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +107,33 @@ class IntakeService:
             '/xinfang.intake.v1.IntakeService/RegisterPetition',
             xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionRequest.SerializeToString,
             xinfang_dot_intake_dot_v1_dot_intake__pb2.RegisterPetitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealPetitioner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.intake.v1.IntakeService/RevealPetitioner',
+            xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerRequest.SerializeToString,
+            xinfang_dot_intake_dot_v1_dot_intake__pb2.RevealPetitionerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,11 @@ class IntakeServiceStub:
     """Registers one petition. Retrying with the same request_id returns the
     same case and registers nothing new.
     """
+    RevealPetitioner: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RevealPetitionerRequest, _intake_pb2.RevealPetitionerResponse]
+    """Shows a case's petitioner to an entitled role (the district's petition
+    office), for a stated reason. Every reveal is recorded before it is
+    answered (Arts. 30 and 46: never to those complained about).
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -42,6 +47,11 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     RegisterPetition: _aio.UnaryUnaryMultiCallable[_intake_pb2.RegisterPetitionRequest, _intake_pb2.RegisterPetitionResponse]  # type: ignore[assignment]
     """Registers one petition. Retrying with the same request_id returns the
     same case and registers nothing new.
+    """
+    RevealPetitioner: _aio.UnaryUnaryMultiCallable[_intake_pb2.RevealPetitionerRequest, _intake_pb2.RevealPetitionerResponse]  # type: ignore[assignment]
+    """Shows a case's petitioner to an entitled role (the district's petition
+    office), for a stated reason. Every reveal is recorded before it is
+    answered (Arts. 30 and 46: never to those complained about).
     """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -53,6 +63,17 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_intake_pb2.RegisterPetitionResponse, _abc.Awaitable[_intake_pb2.RegisterPetitionResponse]]:
         """Registers one petition. Retrying with the same request_id returns the
         same case and registers nothing new.
+        """
+
+    @_abc_1.abstractmethod
+    def RevealPetitioner(
+        self,
+        request: _intake_pb2.RevealPetitionerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RevealPetitionerResponse, _abc.Awaitable[_intake_pb2.RevealPetitionerResponse]]:
+        """Shows a case's petitioner to an entitled role (the district's petition
+        office), for a stated reason. Every reveal is recorded before it is
+        answered (Arts. 30 and 46: never to those complained about).
         """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
