@@ -49,6 +49,8 @@ from xinfang.reporting.rebuild import ServiceRunning, rebuild
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions, sample_district
+from xinfang.supervision.v1 import supervision_pb2 as spb
+from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
 __all__ = ["main"]
 
@@ -223,6 +225,14 @@ def _clock_figures(settings: Settings, district_id: str) -> dict[str, float]:
     ):
         figs[key] = prometheus_query(base, f"max({metric}{sel})").get("", 0.0)
     return figs
+
+
+async def _reevaluate(settings: Settings, district_id: str) -> spb.ReevaluateClocksResponse:
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
+        r: spb.ReevaluateClocksResponse = await sgrpc.SupervisionServiceStub(ch).ReevaluateClocks(
+            spb.ReevaluateClocksRequest(district_id=district_id), timeout=600
+        )
+        return r
 
 
 async def _period_report(target: str, district_id: str, period: str) -> rpb.PeriodReport:
@@ -440,6 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             doc = json.load(f)
         version = asyncio.run(_load_district(settings, doc))
         print(f"{doc['district_id']}: version {version}")
+        # limits or calendar may have changed: open clocks follow
+        try:
+            moved = asyncio.run(_reevaluate(settings, doc["district_id"]))
+            print(f"open clocks re-evaluated: {moved.open_clocks}, moved: {moved.moved}")
+        except grpc.aio.AioRpcError as e:
+            print(f"clocks not re-evaluated (supervision: {e.code().name}); "
+                  "run it again when supervision is up", file=sys.stderr)  # fmt: skip
         return 0
     if a.cmd == "demo":
         return asyncio.run(demo(settings, a.n, a.seed, a.lang, a.timeout))

@@ -15,6 +15,7 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import decode_event
 from xinfang.core.config import Settings
+from xinfang.core.directory import Directory
 from xinfang.core.mongo import Doc
 from xinfang.supervision.v1 import supervision_pb2 as spb
 from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
@@ -169,3 +170,39 @@ async def test_monthly_bulletin_ranks_units_and_is_published(
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await stub.GetRanking(spb.GetRankingRequest(district_id=did, period="2026-13", kind="unit"))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_changed_limit_moves_open_clocks(
+    settings: Settings,
+    mongo: AsyncMongoClient[Doc],
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+    supervision_channel: grpc.aio.Channel,
+) -> None:
+    case = await register(district, intake_channel, assignment_channel, seed=23)
+    unit = unit_actor((await case.view()).unit_id)
+    await case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=case.ctx(unit)))
+    did = district["district_id"]
+    before = await eventually(
+        lambda: clocks_of(supervision_channel, did, case.case_id),
+        lambda c: ev.CLOCK_KIND_HANDLING in c,
+    )
+    due_before = before[ev.CLOCK_KIND_HANDLING].due_at.ToDatetime(tzinfo=UTC)
+    # the district shortens handling from 60 to 45 days
+    changed = {**district, "limits": {"handling": {"days": 45, "warn_days": 5}}}
+    await Directory(mongo[f"{settings.mongo_db_prefix}_directory"]).put(changed)
+    stub = sgrpc.SupervisionServiceStub(supervision_channel)
+
+    async def reevaluate() -> spb.ReevaluateClocksResponse:
+        r: spb.ReevaluateClocksResponse = await stub.ReevaluateClocks(
+            spb.ReevaluateClocksRequest(district_id=did)
+        )
+        return r
+
+    # the directory cache of supervision lets the change through within seconds
+    res = await eventually(reevaluate, lambda r: r.moved >= 1, wait_s=20)
+    assert res.open_clocks >= res.moved
+    after = await clocks_of(supervision_channel, did, case.case_id)
+    due_after = after[ev.CLOCK_KIND_HANDLING].due_at.ToDatetime(tzinfo=UTC)
+    assert due_before - timedelta(days=20) <= due_after <= due_before - timedelta(days=10)
