@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import grpc
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from xinfang.case.v1 import events_pb2 as ev
@@ -30,6 +31,9 @@ from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
 from xinfang.intake.domain import case_id_for
+from xinfang.reporting.rebuild import rebuild
+from xinfang.reporting.v1 import reporting_pb2 as rpb
+from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions, sample_district
 
 
@@ -47,6 +51,15 @@ def pids(data_dir: Path) -> dict[str, int]:
     for name in ("kafka", "ferretdb", "prometheus"):
         out[name] = int((data_dir / f"{name}.pid").read_text())
     return out
+
+
+async def render_report(settings: Settings, district_id: str, period: str, fmt: str) -> bytes:
+    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+        r = await rgrpc.ReportingServiceStub(ch).RenderReport(
+            rpb.RenderReportRequest(district_id=district_id, period=period, format=fmt),
+            timeout=300,
+        )
+        return bytes(r.content)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -129,7 +142,7 @@ async def run(n: int, concurrency: int, seed: int, rate: float) -> None:
     # submit times on the wall clock, to compare with the read model's applied_at
     submit_wall = {i: wall0 + (submit_perf[i] - t0) for i in range(n)}
     case_ids = [case_id_for(did, r.request_id) for r in reqs]
-    cases = client[f"{settings.mongo_db_prefix}_reporting"]["cases"]
+    cases = client[f"{settings.mongo_db_prefix}_reporting"][f"cases_{did}"]
     lat: list[float] = []
     for i, cid in enumerate(case_ids):
         doc = await cases.find_one({"_id": cid}, {"applied_at": 1})
@@ -147,6 +160,18 @@ async def run(n: int, concurrency: int, seed: int, rate: float) -> None:
     print("peak RSS (VmHWM):")
     for name, pid in pids(Path(os.environ["XINFANG_DATA"])).items():
         print(f"  {name:<12} {peak_rss_mib(pid):8.1f} MiB")
+    # reporting: replay the whole log into fresh read models, and render the report
+    res = await rebuild(settings, into_prefix="benchrebuild", progress=False)
+    print(f"rebuild by replay: {res.read} events in {res.seconds:.1f} s = {res.rate:.0f} events/s "
+          f"({res.applied} applied)")  # fmt: skip
+    client = connect(settings.mongo_uri, "xinfang-bench")
+    await client.drop_database("benchrebuild_reporting")
+    await client.close()
+    for fmt in ("docx", "markdown"):
+        t_r = time.perf_counter()
+        rendered = await render_report(settings, did, str(start.year), fmt)
+        print(f"report {fmt}: {len(rendered)} bytes in {time.perf_counter() - t_r:.2f} s "
+              f"(gRPC RenderReport, figures from the read models)")  # fmt: skip
     size = round(statistics.mean(sizes))
     produce, consume = broker_ceiling(settings, events, size)
     print(f"broker ceiling, {events} records of {size} B (Kafka's own perf tools, acks=all):")

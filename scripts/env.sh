@@ -51,6 +51,18 @@ export XINFANG_HOME XINFANG_LOGS XINFANG_ROOT
 log() { printf '\033[1;34m[xinfang]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[xinfang] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# need_apt PACKAGE...: install Debian packages that are missing
+need_apt() { # packages...
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return 0
+  command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  log "installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # wait_port HOST PORT SECONDS NAME [LOGFILE]
 wait_port() {
   local host=$1 port=$2 secs=$3 name=$4 logf=${5:-}

@@ -5,17 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-need_apt() { # packages...
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]} == 0)) && return 0
-  command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get"
-  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  log "installing system packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 install_python() {
   local stamp="$XINFANG_VENV/.xinfang-deps"
   local want
