@@ -239,3 +239,48 @@ async def test_report_renders_as_json_and_docx(
     assert body["current"]["received"] == len(dataset["reqs"])
     d = await stub.RenderReport(rpb.RenderReportRequest(district_id=did, period=str(YEAR)))
     assert d.content[:2] == b"PK" and d.filename.endswith(".docx")
+
+
+async def test_suggestions_made_and_adopted_are_counted_once(
+    district: dict[str, Any], reporting_channel: grpc.aio.Channel
+) -> None:
+    """Art. 41 asks which of the office's suggestions were adopted."""
+    did = district["district_id"]
+    stub = rgrpc.ReportingServiceStub(reporting_channel)
+    ids = []
+    for title in ("规范物业服务收费", "加快历史遗留房产办证", "完善代课人员补偿政策"):
+        r = await stub.RecordSuggestion(
+            rpb.RecordSuggestionRequest(district_id=did, title=title, to_unit_id="u-zjj")
+        )
+        ids.append(r.suggestion_id)
+
+    async def adopt(sid: str) -> bool:
+        try:
+            await stub.MarkSuggestionAdopted(
+                rpb.MarkSuggestionAdoptedRequest(district_id=did, suggestion_id=sid)
+            )
+            return True
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:  # not in the read model yet
+                return False
+            raise
+
+    for sid in ids[:2]:
+        await eventually(lambda sid=sid: adopt(sid), bool)
+    report = await eventually(
+        lambda: period_report(reporting_channel, did, str(YEAR)),
+        lambda r: r.current.suggestions_adopted == 2,
+    )
+    assert report.current.suggestions_made == 3
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await stub.MarkSuggestionAdopted(
+            rpb.MarkSuggestionAdoptedRequest(district_id=did, suggestion_id=ids[0])
+        )
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await stub.RecordSuggestion(rpb.RecordSuggestionRequest(district_id=did, title=""))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    md = await stub.RenderReport(
+        rpb.RenderReportRequest(district_id=did, period=str(YEAR), format="markdown")
+    )
+    assert "信访工作建议3件" in md.content.decode() and "采纳2件" in md.content.decode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +26,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI, compute_deadline
-from xinfang.core.codec import to_timestamp
+from xinfang.core.codec import encode_event, new_event, new_id, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
-from xinfang.core.errors import InvalidArgument, NotFound
+from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
 from xinfang.core.mongo import Collection, Doc, Position, doc_lock, inc_once, upsert_unlocked
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
@@ -59,8 +60,13 @@ MAX_PAGE = 500
 
 class Reporting:
     def __init__(
-        self, db: AsyncDatabase[Doc], directory: Directory, supervision: str | None = None
+        self,
+        db: AsyncDatabase[Doc],
+        directory: Directory,
+        supervision: str | None = None,
+        publish: Callable[[ev.CaseEvent], Awaitable[None]] | None = None,
     ) -> None:
+        self.publish = publish
         self.db = db
         self.counters: Collection = db["counters"]
         self.directory = directory
@@ -299,6 +305,48 @@ class Reporting:
             out.districts.append(pb.DistrictFigures(district_id=did, figures=to_pb_figures(f)))
         return out
 
+    async def suggest(self, req: pb.RecordSuggestionRequest) -> str:
+        district = await self._district(req.district_id)
+        title = req.title.strip()
+        if not title or len(title) > 200:
+            raise InvalidArgument("title", "1 to 200 characters")
+        if req.to_unit_id and req.to_unit_id not in district.units:
+            raise InvalidArgument("to_unit_id", f"unknown unit {req.to_unit_id!r}")
+        sid = f"sug-{new_id()}"
+        await self._publish(
+            new_event(
+                case_id=sid,
+                district_id=req.district_id,
+                producer=SERVICE,
+                case_version=1,
+                suggestion_made=ev.SuggestionMade(title=title, to_unit_id=req.to_unit_id),
+            )
+        )
+        return sid
+
+    async def adopt(self, req: pb.MarkSuggestionAdoptedRequest) -> str:
+        await self._district(req.district_id)
+        doc = await self.cases(req.district_id).find_one({"_id": req.suggestion_id})
+        if doc is None or not req.suggestion_id.startswith("sug-"):
+            raise NotFound(f"suggestion_id: no suggestion {req.suggestion_id!r}")
+        if doc.get("status") == "adopted":
+            raise FailedPrecondition(f"suggestion {req.suggestion_id} is already adopted")
+        await self._publish(
+            new_event(
+                case_id=req.suggestion_id,
+                district_id=req.district_id,
+                producer=SERVICE,
+                case_version=2,
+                suggestion_adopted=ev.SuggestionAdopted(),
+            )
+        )
+        return req.suggestion_id
+
+    async def _publish(self, event: ev.CaseEvent) -> None:
+        if self.publish is None:
+            raise FailedPrecondition("this reporting instance does not publish")
+        await self.publish(event)
+
     async def render(self, req: pb.RenderReportRequest) -> pb.RenderedReport:
         fmt = req.format or "docx"
         lang = req.lang or "zh"
@@ -398,6 +446,18 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
         return await self.r.render(request)
 
     @rpc(SERVICE)
+    async def RecordSuggestion(
+        self, request: pb.RecordSuggestionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordSuggestionResponse:
+        return pb.RecordSuggestionResponse(suggestion_id=await self.r.suggest(request))
+
+    @rpc(SERVICE)
+    async def MarkSuggestionAdopted(
+        self, request: pb.MarkSuggestionAdoptedRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordSuggestionResponse:
+        return pb.RecordSuggestionResponse(suggestion_id=await self.r.adopt(request))
+
+    @rpc(SERVICE)
     async def GetCitySummary(
         self, request: pb.GetCitySummaryRequest, context: grpc.aio.ServicerContext
     ) -> pb.CitySummary:
@@ -406,7 +466,15 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
 
 async def _setup(rt: Runtime) -> Handler | None:
     s = rt.settings
-    r = Reporting(rt.db, rt.directory, f"{s.grpc_host}:{s.supervision_grpc}")
+
+    async def publish(event: ev.CaseEvent) -> None:
+        # the event is the whole record of a suggestion: nothing else to keep
+        # consistent with it, so no outbox; acks=all, idempotent producer
+        await rt.producer.send_and_wait(
+            s.case_events_topic, value=encode_event(event), key=event.case_id.encode()
+        )
+
+    r = Reporting(rt.db, rt.directory, f"{s.grpc_host}:{s.supervision_grpc}", publish)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),

@@ -58,6 +58,9 @@ class PeriodFigures:
     warnings: int = 0
     breaches: int = 0
     supervision_orders: int = 0  # 督办
+    # the office's suggestions drawn from petitions (Art. 41)
+    suggestions_made: int = 0
+    suggestions_adopted: int = 0
     # backlog (存量): open at the start and end of the period; new (增量) = received
     backlog_start: int = 0
     backlog_end: int = 0

@@ -157,6 +157,12 @@ def contributions(event: ev.CaseEvent, case: Mapping[str, Any]) -> Contribution 
         )
     if k == "leader_visit_out":
         return Contribution(at, {"leader_visits_out": 1})
+    if k == "suggestion_made":
+        return Contribution(at, {"suggestions_made": 1})
+    if k == "suggestion_adopted":
+        if case.get("status") == "adopted":
+            return None  # adopted once, counted once
+        return Contribution(at, {"suggestions_adopted": 1})
     simple = {
         "deadline_warned": "warnings",
         "deadline_breached": "breaches",
@@ -174,6 +180,8 @@ _STATUS = {
     "reply_issued": "replied",
     "finalized": "final",
     "backflow_reopened": "accepted",
+    "suggestion_made": "suggested",
+    "suggestion_adopted": "adopted",
 }
 
 

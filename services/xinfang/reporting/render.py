@@ -178,6 +178,11 @@ TEXT: dict[str, dict[str, str]] = {
         "breach_some": "超期办理{n}件。",
         "breach_none": "未发生超期办理情况。",
         "h2_backlog": "（四）推进信访积案化解",
+        "h2_suggest": "（五）提出信访工作建议",
+        "p_suggest": (
+            "注重从信访问题中发现政策和工作层面的问题，本期向有关单位提出信访工作建议{made}件，"
+            "已被采纳{adopted}件，采纳率{rate}。"
+        ),
         "p_backlog_work": (
             "认真落实上级交办任务，本期承接上级交办信访事项{higher}件，"
             "已化解{resolved}件，化解率{rate}；发生信访倒流{backflow}件，同比{yoy}。"
@@ -413,6 +418,11 @@ TEXT: dict[str, dict[str, str]] = {
         "breach_some": "{n} cases breached their statutory deadline.",
         "breach_none": "no case breached its statutory deadline.",
         "h2_backlog": "4. Long-standing cases",
+        "h2_suggest": "5. Suggestions from petitions",
+        "p_suggest": (
+            "Drawing on what petitions reveal about policy and practice, the office made "
+            "{made} suggestions to the units concerned; {adopted} were adopted ({rate})."
+        ),
         "p_backlog_work": (
             "{higher} cases were assigned from above and {resolved} of them resolved "
             "(rate {rate}); backflow: {backflow} cases, year on year: {yoy}."
@@ -1046,6 +1056,16 @@ class _Writer:
                 rate=self.rate(self.share(c.higher_level_resolved, c.higher_level)),
                 backflow=self.n(c.backflow),
                 yoy=self.cmp(c.backflow, ly.backflow if ly else None),
+            ),
+        )
+        self.para("h2", self.t("h2_suggest"))
+        self.para(
+            "p",
+            self.t(
+                "p_suggest",
+                made=self.n(c.suggestions_made),
+                adopted=self.n(c.suggestions_adopted),
+                rate=self.rate(self.share(c.suggestions_adopted, c.suggestions_made)),
             ),
         )
 

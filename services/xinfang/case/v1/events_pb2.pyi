@@ -288,6 +288,8 @@ class CaseEvent(_message.Message):
     LEADER_VISIT_OUT_FIELD_NUMBER: _builtins.int
     HEARING_STARTED_FIELD_NUMBER: _builtins.int
     HEARING_ENDED_FIELD_NUMBER: _builtins.int
+    SUGGESTION_MADE_FIELD_NUMBER: _builtins.int
+    SUGGESTION_ADOPTED_FIELD_NUMBER: _builtins.int
     CLOCK_STARTED_FIELD_NUMBER: _builtins.int
     CLOCK_STOPPED_FIELD_NUMBER: _builtins.int
     DEADLINE_WARNED_FIELD_NUMBER: _builtins.int
@@ -344,6 +346,10 @@ class CaseEvent(_message.Message):
     @_builtins.property
     def hearing_ended(self) -> Global___HearingEnded: ...
     @_builtins.property
+    def suggestion_made(self) -> Global___SuggestionMade: ...
+    @_builtins.property
+    def suggestion_adopted(self) -> Global___SuggestionAdopted: ...
+    @_builtins.property
     def clock_started(self) -> Global___ClockStarted: ...
     @_builtins.property
     def clock_stopped(self) -> Global___ClockStopped: ...
@@ -381,17 +387,19 @@ class CaseEvent(_message.Message):
         leader_visit_out: Global___LeaderVisitOutRecorded | None = ...,
         hearing_started: Global___HearingStarted | None = ...,
         hearing_ended: Global___HearingEnded | None = ...,
+        suggestion_made: Global___SuggestionMade | None = ...,
+        suggestion_adopted: Global___SuggestionAdopted | None = ...,
         clock_started: Global___ClockStarted | None = ...,
         clock_stopped: Global___ClockStopped | None = ...,
         deadline_warned: Global___DeadlineWarned | None = ...,
         deadline_breached: Global___DeadlineBreached | None = ...,
         supervision_order_issued: Global___SupervisionOrderIssued | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -807,6 +815,48 @@ class BackflowReopened(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BackflowReopened: _TypeAlias = BackflowReopened  # noqa: Y015
+
+@_typing.final
+class SuggestionMade(_message.Message):
+    """The office's suggestions for better policy or work drawn from petitions
+    (信访工作建议, Art. 41 asks which were adopted). Not a case: case_id holds
+    the suggestion's own id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    TO_UNIT_ID_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    to_unit_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        to_unit_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["title", b"title", "to_unit_id", b"to_unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuggestionMade: _TypeAlias = SuggestionMade  # noqa: Y015
+
+@_typing.final
+class SuggestionAdopted(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuggestionAdopted: _TypeAlias = SuggestionAdopted  # noqa: Y015
 
 @_typing.final
 class HearingStarted(_message.Message):

@@ -24,6 +24,72 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RecordSuggestionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TO_UNIT_ID_FIELD_NUMBER: _builtins.int
+    district_id: _builtins.str
+    title: _builtins.str
+    to_unit_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        district_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        to_unit_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["district_id", b"district_id", "title", b"title", "to_unit_id", b"to_unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSuggestionRequest: _TypeAlias = RecordSuggestionRequest  # noqa: Y015
+
+@_typing.final
+class MarkSuggestionAdoptedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: _builtins.int
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    district_id: _builtins.str
+    suggestion_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        district_id: _builtins.str = ...,
+        suggestion_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["district_id", b"district_id", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkSuggestionAdoptedRequest: _TypeAlias = MarkSuggestionAdoptedRequest  # noqa: Y015
+
+@_typing.final
+class RecordSuggestionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSuggestionResponse: _TypeAlias = RecordSuggestionResponse  # noqa: Y015
+
+@_typing.final
 class GetDistrictSummaryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -354,6 +420,8 @@ class Figures(_message.Message):
     SUPERVISION_ORDERS_FIELD_NUMBER: _builtins.int
     BACKLOG_START_FIELD_NUMBER: _builtins.int
     BACKLOG_END_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_MADE_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_ADOPTED_FIELD_NUMBER: _builtins.int
     period: _builtins.str
     received: _builtins.int
     people: _builtins.int
@@ -388,6 +456,8 @@ class Figures(_message.Message):
     supervision_orders: _builtins.int
     backlog_start: _builtins.int
     backlog_end: _builtins.int
+    suggestions_made: _builtins.int
+    suggestions_adopted: _builtins.int
     @_builtins.property
     def by_channel(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
@@ -440,10 +510,12 @@ class Figures(_message.Message):
         supervision_orders: _builtins.int = ...,
         backlog_start: _builtins.int = ...,
         backlog_end: _builtins.int = ...,
+        suggestions_made: _builtins.int = ...,
+        suggestions_adopted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "backflow", b"backflow", "backlog_end", b"backlog_end", "backlog_start", b"backlog_start", "basically_satisfied", b"basically_satisfied", "breaches", b"breaches", "by_category", b"by_category", "by_channel", b"by_channel", "by_decision", b"by_decision", "by_township", b"by_township", "by_unit", b"by_unit", "dissatisfied", b"dissatisfied", "escalated", b"escalated", "first", b"first", "group_people", b"group_people", "group_petitions", b"group_petitions", "higher_level", b"higher_level", "higher_level_resolved", b"higher_level_resolved", "leader_packages", b"leader_packages", "leader_reception_people", b"leader_reception_people", "leader_receptions", b"leader_receptions", "leader_resolved", b"leader_resolved", "leader_visits_out", b"leader_visits_out", "mediation_entered", b"mediation_entered", "mediation_resolved", b"mediation_resolved", "people", b"people", "period", b"period", "rated", b"rated", "received", b"received", "repeat", b"repeat", "replied", b"replied", "replied_on_time", b"replied_on_time", "rereviews", b"rereviews", "resolved", b"resolved", "reviews", b"reviews", "routed", b"routed", "satisfied", b"satisfied", "supervision_orders", b"supervision_orders", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "backflow", b"backflow", "backlog_end", b"backlog_end", "backlog_start", b"backlog_start", "basically_satisfied", b"basically_satisfied", "breaches", b"breaches", "by_category", b"by_category", "by_channel", b"by_channel", "by_decision", b"by_decision", "by_township", b"by_township", "by_unit", b"by_unit", "dissatisfied", b"dissatisfied", "escalated", b"escalated", "first", b"first", "group_people", b"group_people", "group_petitions", b"group_petitions", "higher_level", b"higher_level", "higher_level_resolved", b"higher_level_resolved", "leader_packages", b"leader_packages", "leader_reception_people", b"leader_reception_people", "leader_receptions", b"leader_receptions", "leader_resolved", b"leader_resolved", "leader_visits_out", b"leader_visits_out", "mediation_entered", b"mediation_entered", "mediation_resolved", b"mediation_resolved", "people", b"people", "period", b"period", "rated", b"rated", "received", b"received", "repeat", b"repeat", "replied", b"replied", "replied_on_time", b"replied_on_time", "rereviews", b"rereviews", "resolved", b"resolved", "reviews", b"reviews", "routed", b"routed", "satisfied", b"satisfied", "suggestions_adopted", b"suggestions_adopted", "suggestions_made", b"suggestions_made", "supervision_orders", b"supervision_orders", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -64,6 +64,16 @@ class ReportingServiceStub:
                 request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.SerializeToString,
                 response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.FromString,
                 _registered_method=True)
+        self.RecordSuggestion = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/RecordSuggestion',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.FromString,
+                _registered_method=True)
+        self.MarkSuggestionAdopted = channel.unary_unary(
+                '/xinfang.reporting.v1.ReportingService/MarkSuggestionAdopted',
+                request_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.MarkSuggestionAdoptedRequest.SerializeToString,
+                response_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -109,6 +119,19 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordSuggestion(self, request, context):
+        """The office's suggestions (Art. 41): made, then adopted. Recorded as events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkSuggestionAdopted(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +164,16 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetCitySummary,
                     request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.FromString,
                     response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.SerializeToString,
+            ),
+            'RecordSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSuggestion,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.SerializeToString,
+            ),
+            'MarkSuggestionAdopted': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkSuggestionAdopted,
+                    request_deserializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.MarkSuggestionAdoptedRequest.FromString,
+                    response_serializer=xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +338,60 @@ class ReportingService:
             '/xinfang.reporting.v1.ReportingService/GetCitySummary',
             xinfang_dot_reporting_dot_v1_dot_reporting__pb2.GetCitySummaryRequest.SerializeToString,
             xinfang_dot_reporting_dot_v1_dot_reporting__pb2.CitySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/RecordSuggestion',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkSuggestionAdopted(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.reporting.v1.ReportingService/MarkSuggestionAdopted',
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.MarkSuggestionAdoptedRequest.SerializeToString,
+            xinfang_dot_reporting_dot_v1_dot_reporting__pb2.RecordSuggestionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,9 @@ class ReportingServiceStub:
     """The report document: docx, markdown or json, Chinese or English."""
     GetCitySummary: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.GetCitySummaryRequest, _reporting_pb2.CitySummary]
     """A city's view: the named districts side by side."""
+    RecordSuggestion: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.RecordSuggestionRequest, _reporting_pb2.RecordSuggestionResponse]
+    """The office's suggestions (Art. 41): made, then adopted. Recorded as events."""
+    MarkSuggestionAdopted: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.MarkSuggestionAdoptedRequest, _reporting_pb2.RecordSuggestionResponse]
 
 @_typing.type_check_only
 class ReportingServiceAsyncStub(ReportingServiceStub):
@@ -61,6 +64,9 @@ class ReportingServiceAsyncStub(ReportingServiceStub):
     """The report document: docx, markdown or json, Chinese or English."""
     GetCitySummary: _aio.UnaryUnaryMultiCallable[_reporting_pb2.GetCitySummaryRequest, _reporting_pb2.CitySummary]  # type: ignore[assignment]
     """A city's view: the named districts side by side."""
+    RecordSuggestion: _aio.UnaryUnaryMultiCallable[_reporting_pb2.RecordSuggestionRequest, _reporting_pb2.RecordSuggestionResponse]  # type: ignore[assignment]
+    """The office's suggestions (Art. 41): made, then adopted. Recorded as events."""
+    MarkSuggestionAdopted: _aio.UnaryUnaryMultiCallable[_reporting_pb2.MarkSuggestionAdoptedRequest, _reporting_pb2.RecordSuggestionResponse]  # type: ignore[assignment]
 
 class ReportingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -109,5 +115,20 @@ class ReportingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reporting_pb2.CitySummary, _abc.Awaitable[_reporting_pb2.CitySummary]]:
         """A city's view: the named districts side by side."""
+
+    @_abc_1.abstractmethod
+    def RecordSuggestion(
+        self,
+        request: _reporting_pb2.RecordSuggestionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.RecordSuggestionResponse, _abc.Awaitable[_reporting_pb2.RecordSuggestionResponse]]:
+        """The office's suggestions (Art. 41): made, then adopted. Recorded as events."""
+
+    @_abc_1.abstractmethod
+    def MarkSuggestionAdopted(
+        self,
+        request: _reporting_pb2.MarkSuggestionAdoptedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.RecordSuggestionResponse, _abc.Awaitable[_reporting_pb2.RecordSuggestionResponse]]: ...
 
 def add_ReportingServiceServicer_to_server(servicer: ReportingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
