@@ -120,6 +120,8 @@ async def test_tier_time_box_running_out_escalates_the_case(
     await db["due_buckets"].update_one(
         {"_id": f"due:{today}"}, {"$addToSet": {"ids": clock_id}}, upsert=True
     )
+    # as for any clock indexed under a day the scanner has passed: look again
+    await db["rechecks"].insert_one({"_id": f"due:{clock_id}"})
     view = await eventually(case.view, lambda v: v.tier == ev.TIER_TOWNSHIP)
     assert view.status == "accepted"
     timeline = await case.timeline()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
+from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
@@ -90,6 +92,7 @@ class Supervision:
         self.cases: Collection = rt_db["cases"]
         self.buckets: Collection = rt_db["due_buckets"]
         self.meta: Collection = rt_db["meta"]
+        self.rechecks: Collection = rt_db["rechecks"]
         self.tallies: Collection = rt_db["tallies"]
         self.rankings: Collection = rt_db["rankings"]
         self.outbox = outbox
@@ -224,8 +227,11 @@ class Supervision:
 
     async def _index(self, bucket: str, day: str, clock_id: str) -> None:
         await upsert_by_id(self.buckets, f"{bucket}:{day}", {"$addToSet": {"ids": clock_id}})
-        # a clock indexed on a day the scanner already passed: have it look again
-        await upsert_by_id(self.meta, "scan", {"$min": {"rescan_from": day}})
+        if day <= datetime.now(SHANGHAI).strftime("%Y%m%d"):
+            # due (or to be warned) already: the scanner may have passed that
+            # day, so it looks at this one clock on its next pass
+            with contextlib.suppress(DuplicateKeyError):
+                await self.rechecks.insert_one({"_id": f"{bucket}:{clock_id}"})
 
     # ---- the scanner ------------------------------------------------------------------
 
@@ -236,13 +242,12 @@ class Supervision:
         start = today - timedelta(days=lookback_days)
         if "done_through" in meta:  # catch up from where the last pass ended
             start = _day(meta["done_through"]) + timedelta(days=1)
-        if "rescan_from" in meta:  # clocks were indexed on days already passed
-            start = min(start, _day(meta["rescan_from"]))
-            # cleared only if nobody lowered it meanwhile (meta is tiny: a scan is cheap)
-            await self.meta.update_one(
-                {"_id": "scan", "rescan_from": meta["rescan_from"]}, {"$unset": {"rescan_from": ""}}
-            )
         emitted = 0
+        # clocks indexed on days already passed (the collection holds only those)
+        for r in await self.rechecks.find({}).to_list(5000):
+            bucket, clock_id = r["_id"].split(":", 1)
+            emitted += await self._check(clock_id, bucket, now)
+            await self.rechecks.delete_one({"_id": r["_id"]})
         day = start
         while day <= today:
             key = day.strftime("%Y%m%d")
@@ -251,8 +256,9 @@ class Supervision:
                 for clock_id in (doc or {}).get("ids", []):
                     emitted += await self._check(clock_id, bucket, now)
             day += timedelta(days=1)
-        # yesterday is complete; today's buckets are read again on the next pass
-        done = (today - timedelta(days=1)).strftime("%Y%m%d")
+        # a day's clocks fall due at its 00:00, so today's buckets are done too;
+        # a clock indexed under them later comes through the rechecks
+        done = today.strftime("%Y%m%d")
         await upsert_by_id(self.meta, "scan", {"$set": {"done_through": done}})
         if emitted:
             self.wake()

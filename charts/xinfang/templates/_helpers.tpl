@@ -1,0 +1,131 @@
+{{/*
+Names, labels and shared snippets of the xinfang chart.
+*/}}
+
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "xinfang.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Fully qualified app name: the release name, suffixed with the chart name unless
+it already contains it. Truncated so that "<fullname>-supervision" (the longest
+derived name, 12 characters more) still fits a 63-character DNS label.
+*/}}
+{{- define "xinfang.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespace of every resource. */}}
+{{- define "xinfang.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "name-version" for the helm.sh/chart label. */}}
+{{- define "xinfang.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: stable for the life of a release (Deployment selectors are immutable). */}}
+{{- define "xinfang.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "xinfang.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Standard labels of every resource, plus commonLabels. */}}
+{{- define "xinfang.labels" -}}
+helm.sh/chart: {{ include "xinfang.chart" . }}
+{{ include "xinfang.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/part-of: xinfang
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Labels and selector labels of one service's resources.
+Usage: include "xinfang.componentLabels" (dict "ctx" $ "component" "intake")
+*/}}
+{{- define "xinfang.componentLabels" -}}
+{{ include "xinfang.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "xinfang.componentSelectorLabels" -}}
+{{ include "xinfang.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* The image reference: registry/repository, then @digest or :tag (default appVersion). */}}
+{{- define "xinfang.image" -}}
+{{- $repo := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the ServiceAccount the services run as. */}}
+{{- define "xinfang.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "xinfang.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the ConfigMap with the shared XINFANG_* settings. */}}
+{{- define "xinfang.configName" -}}
+{{- printf "%s-config" (include "xinfang.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The shared, non-secret XINFANG_* settings (services/xinfang/core/config.py),
+as a YAML map (the ConfigMap's data). Every service learns every service's
+ports; the listen address is 0.0.0.0 inside a pod; reporting dials supervision
+at XINFANG_SUPERVISION_ADDR.
+*/}}
+{{- define "xinfang.settings" -}}
+XINFANG_KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrap | quote }}
+{{- if not .Values.mongodb.existingSecret }}
+XINFANG_MONGO_URI: {{ .Values.mongodb.uri | quote }}
+{{- end }}
+XINFANG_MONGO_DB_PREFIX: {{ .Values.mongodb.dbPrefix | quote }}
+XINFANG_PARTITIONS: {{ .Values.partitions | quote }}
+XINFANG_LOG_LEVEL: {{ .Values.logLevel | quote }}
+XINFANG_LOG_JSON: {{ .Values.logJson | quote }}
+XINFANG_GRPC_HOST: "0.0.0.0"
+{{- range $name := list "intake" "assignment" "supervision" "reporting" }}
+{{- $svc := index $.Values.services $name }}
+XINFANG_{{ upper $name }}_GRPC: {{ $svc.grpcPort | quote }}
+XINFANG_{{ upper $name }}_METRICS: {{ $svc.metricsPort | quote }}
+{{- end }}
+XINFANG_SUPERVISION_ADDR: {{ printf "%s-supervision:%v" (include "xinfang.fullname" .) .Values.services.supervision.grpcPort | quote }}
+{{- end -}}
+
+{{/* Checks that fail the render early with a useful message. */}}
+{{- define "xinfang.validate" -}}
+{{- if not .Values.identityKey.existingSecret -}}
+{{- fail "identityKey.existingSecret is required: intake refuses to start without XINFANG_IDENTITY_KEY. Create the Secret first, e.g. kubectl create secret generic xinfang-identity-key --from-literal=identity-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
+{{- end -}}
+{{- range $name := list "intake" "assignment" "supervision" "reporting" }}
+{{- if not (hasKey $.Values.services $name) -}}
+{{- fail (printf "services.%s is missing: the chart runs all four services" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
