@@ -38,6 +38,8 @@ LABEL org.opencontainers.image.title="xinfang" \
       org.opencontainers.image.description="xinfang petition case-work services: intake, assignment, supervision, reporting" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# Debian's package versions follow the base image's point release: not pinned.
+# hadolint ignore=DL3008
 RUN set -eux; \
     if [ -n "$CJK_FONTS" ]; then \
       apt-get update; \

@@ -31,7 +31,15 @@ from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
-from xinfang.core.mongo import Collection, Doc, Position, doc_lock, inc_once, upsert_unlocked
+from xinfang.core.mongo import (
+    Collection,
+    Doc,
+    Position,
+    doc_lock,
+    inc_once,
+    upsert_by_id,
+    upsert_unlocked,
+)
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 from xinfang.reporting import render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
@@ -67,6 +75,9 @@ class Reporting:
         publish: Callable[[ev.CaseEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.publish = publish
+        # set by a replay, which owns its read models alone: counters are added
+        # up in memory and written by ``flush`` (see rebuild.py)
+        self.buffer: dict[str, dict[str, Any]] | None = None
         self.db = db
         self.counters: Collection = db["counters"]
         self.directory = directory
@@ -144,8 +155,7 @@ class Reporting:
         if contrib is not None:
             year, fields = year_doc_fields(contrib.at, contrib.inc)
             if fields:
-                await inc_once(
-                    self.counters,
+                await self._count(
                     f"{event.district_id}:{year}",
                     pos,
                     fields,
@@ -153,8 +163,7 @@ class Reporting:
                 )
             if contrib.backlog:
                 month = contrib.at.astimezone(SHANGHAI).strftime("%Y-%m")
-                await inc_once(
-                    self.counters,
+                await self._count(
                     f"{event.district_id}:backlog",
                     pos,
                     {f"m.{month}": contrib.backlog},
@@ -163,6 +172,29 @@ class Reporting:
         if contrib is None and seen is None:
             return "applied" if kind != "unknown" else "ignored"
         return "applied" if seen is None else "duplicate"
+
+    async def _count(
+        self, doc_id: str, pos: Position, inc: dict[str, int], on_insert: dict[str, Any]
+    ) -> None:
+        if self.buffer is None:
+            await inc_once(self.counters, doc_id, pos, inc, on_insert)
+            return
+        b = self.buffer.setdefault(doc_id, {"inc": {}, "wm": {}, "on_insert": on_insert})
+        for k, n in inc.items():
+            b["inc"][k] = b["inc"].get(k, 0) + n
+        p = str(pos.partition)
+        b["wm"][p] = max(b["wm"].get(p, -1), pos.offset)
+
+    async def flush(self) -> None:
+        """Write what a replay buffered: one update per counter document, with
+        the highest position counted, instead of one per event."""
+        for doc_id, b in (self.buffer or {}).items():
+            upd: dict[str, Any] = {"$inc": b["inc"], "$setOnInsert": b["on_insert"]}
+            if b["wm"]:
+                upd["$max"] = {f"_wm.{p}": o for p, o in b["wm"].items()}
+            await upsert_by_id(self.counters, doc_id, upd)
+        if self.buffer is not None:
+            self.buffer.clear()
 
     # ---- queries ------------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ async def rebuild(
             await db["counters"].delete_many({"district_id": district_id})
         directory = Directory(client[f"{settings.mongo_db_prefix}_directory"])
         reporting = Reporting(db, directory)
+        reporting.buffer = {}  # nobody else writes these read models during the replay
         consumer = AIOKafkaConsumer(
             settings.case_events_topic,  # without a group: every partition is ours
             bootstrap_servers=settings.kafka_bootstrap,
@@ -123,9 +124,12 @@ async def rebuild(
                             applied += 1
                         except NotFound:  # an unknown district: dead-lettered live
                             skipped += 1
+                        if applied % 5000 == 0:
+                            await reporting.flush()
                     bar.update(len(records))
                     if records and records[-1].offset + 1 >= end[tp]:
                         pending.discard(tp)
+            await reporting.flush()
             bar.close()
         finally:
             await consumer.stop()
