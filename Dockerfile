@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for the four xinfang services. The service is the argument:
 #   docker build -t xinfang:0.1.0 .
 #   docker run --rm xinfang:0.1.0 xinfang.assignment      # python -m xinfang.assignment
@@ -16,9 +15,10 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------- dependencies
-# Every pinned dependency has a binary wheel for CPython 3.11 on manylinux, so
-# no compiler is installed in either stage; the virtualenv is built here and
-# copied alone, without pip's caches or this stage's layers.
+# Every pinned dependency has a binary wheel for CPython 3.11 on manylinux
+# x86_64, so no compiler is installed in either stage (a platform without those
+# wheels fails here, loudly). The virtualenv is built in this stage and copied
+# alone, without pip's caches or this stage's layers.
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -32,7 +32,7 @@ FROM ${PYTHON_IMAGE}
 # Chinese glyphs for the report charts (reporting/render.py looks these up by
 # path); set to "" for a smaller image whose charts show boxes for CJK text.
 ARG CJK_FONTS=fonts-noto-cjk
-ARG UID=10001
+ARG APP_UID=10001
 
 LABEL org.opencontainers.image.title="xinfang" \
       org.opencontainers.image.description="xinfang petition case-work services: intake, assignment, supervision, reporting" \
@@ -46,8 +46,8 @@ RUN set -eux; \
       apt-get install -y --no-install-recommends $CJK_FONTS; \
       rm -rf /var/lib/apt/lists/* /var/cache/apt/*; \
     fi; \
-    groupadd --system --gid "$UID" xinfang; \
-    useradd --system --uid "$UID" --gid xinfang --home-dir /var/lib/xinfang \
+    groupadd --system --gid "$APP_UID" xinfang; \
+    useradd --system --uid "$APP_UID" --gid xinfang --home-dir /var/lib/xinfang \
       --no-create-home --shell /usr/sbin/nologin xinfang; \
     install -d -o xinfang -g xinfang -m 0750 /var/lib/xinfang
 
@@ -64,7 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     XINFANG_GRPC_HOST=0.0.0.0
 
 WORKDIR /var/lib/xinfang
-USER ${UID}:${UID}
+USER ${APP_UID}:${APP_UID}
 # gRPC (with grpc.health.v1) and Prometheus /metrics of intake, assignment,
 # supervision, reporting
 EXPOSE 50061 50062 50063 50064 9161 9162 9163 9164

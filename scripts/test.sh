@@ -24,6 +24,7 @@ log "lint and types"
 "$root/scripts/gen_protos.sh" --check
 (cd "$root/scripts/ferretdb" && go vet ./...)
 (promtool check rules "$root"/deploy/prometheus/rules/*.yml && promtool test rules "$root"/deploy/prometheus/tests/*.yml)
+"$root/scripts/validate_deploy.sh"
 
 cleanup() {
   "$root/scripts/services.sh" down || true

@@ -589,13 +589,15 @@ check_values() {
 }
 
 check_lint() {
-  "$helm" lint --strict --kube-version "$newest_k8s" "$chart" >/dev/null
-  local f
-  for f in "${cases[@]}"; do
-    "$helm" lint --strict --kube-version "${K8S_VERSIONS[0]}" "$chart" -f "$f" >/dev/null \
-      || { "$helm" lint --strict --kube-version "${K8S_VERSIONS[0]}" "$chart" -f "$f"; return 1; }
+  local f v n=0
+  for v in "${K8S_VERSIONS[@]}"; do
+    for f in "" "${cases[@]}"; do
+      "$helm" lint --strict --kube-version "$v" "$chart" ${f:+-f "$f"} > "$tmp/lint.out" 2>&1 \
+        || { cat "$tmp/lint.out"; return 1; }
+      n=$((n + 1))
+    done
   done
-  echo "helm lint --strict: defaults and ${#cases[@]} ci cases, 0 failed"
+  echo "helm lint --strict: defaults and ${#cases[@]} ci cases x Kubernetes ${K8S_VERSIONS[*]}, $n runs clean"
 }
 
 check_schema_rejects() { # values the schema (or the chart) must refuse
@@ -625,7 +627,8 @@ check_kubeconform() {
     done
   done
   # the schemas are really enforced: a wrong field must fail
-  sed 's/^  replicas: 1$/  replicas: "one"/' "$tmp/render.yaml" > "$tmp/broken.yaml"
+  sed -E 's/^  replicas: [0-9]+$/  replicas: "one"/' "$tmp/render.yaml" > "$tmp/broken.yaml"
+  grep -q 'replicas: "one"' "$tmp/broken.yaml" || { echo "no Deployment to break in the last render"; return 1; }
   if "$kubeconform" -strict -kubernetes-version "$newest_k8s" -schema-location "$schema_location" \
     -skip "$CRD_KINDS" "$tmp/broken.yaml" >/dev/null 2>&1; then
     echo "kubeconform accepted a broken Deployment: the schemas are not in use"; return 1
@@ -644,7 +647,7 @@ check_policy() {
     if [[ -f "$tmp/rules.yml" ]]; then promtool check rules "$tmp/rules.yml" >/dev/null; fi
   done
   printf '%s\n' "${lines[@]}"
-  echo "${#cases[@]} cases: pod hardening, probes, secrets, selectors; rendered PrometheusRule passes promtool"
+  echo "${#cases[@]} cases: pod hardening, gRPC probes, identity key only in intake, selectors; ServiceMonitor relabeling, PrometheusRule (promtool) and dashboard ConfigMap match deploy/"
 }
 
 check_k8s() {
@@ -695,7 +698,7 @@ check "deploy/k8s" check_k8s
 check "grafana dashboard" check_dashboard
 
 if ((failed)); then
-  echo "validate_deploy: $passed passed, $failed failed"
+  echo "validate_deploy: $failed of $((passed + failed)) checks FAILED"
   exit 1
 fi
-echo "validate_deploy: $passed passed, 0 failed"
+echo "validate_deploy: all $passed checks ok"

@@ -110,8 +110,7 @@ XINFANG_PARTITIONS: {{ .Values.partitions | quote }}
 XINFANG_LOG_LEVEL: {{ .Values.logLevel | quote }}
 XINFANG_LOG_JSON: {{ .Values.logJson | quote }}
 XINFANG_GRPC_HOST: "0.0.0.0"
-{{- range $name := list "intake" "assignment" "supervision" "reporting" }}
-{{- $svc := index $.Values.services $name }}
+{{- range $name, $svc := .Values.services }}
 XINFANG_{{ upper $name }}_GRPC: {{ $svc.grpcPort | quote }}
 XINFANG_{{ upper $name }}_METRICS: {{ $svc.metricsPort | quote }}
 {{- end }}

@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     supervision_metrics: int = 9163
     reporting_grpc: int = 50064
     reporting_metrics: int = 9164
+    # where servers listen (0.0.0.0 in a container) and, by default, where the
+    # CLI and other services dial
     grpc_host: str = "127.0.0.1"
+    # reporting asks supervision for rankings: "host:port" (default: grpc_host)
+    supervision_addr: str | None = None
     prometheus_url: str = "http://127.0.0.1:19090"
 
     # Base64 of 32 random bytes; per-district keys are derived from it.

@@ -117,7 +117,7 @@ class Runtime:
             )
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         await self.grpc.start()
-        serve_metrics(self.metrics_port)
+        serve_metrics(self.metrics_port, self.settings.grpc_host)
         self.ready.set()
         log.info("service started", metrics_port=self.metrics_port)
 

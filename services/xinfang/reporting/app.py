@@ -506,7 +506,8 @@ async def _setup(rt: Runtime) -> Handler | None:
             s.case_events_topic, value=encode_event(event), key=event.case_id.encode()
         )
 
-    r = Reporting(rt.db, rt.directory, f"{s.grpc_host}:{s.supervision_grpc}", publish)
+    supervision = s.supervision_addr or f"{s.grpc_host}:{s.supervision_grpc}"
+    r = Reporting(rt.db, rt.directory, supervision, publish)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),
