@@ -22,6 +22,15 @@ identity_key() {
 
 port_of() { local v="XINFANG_${1^^}_GRPC"; echo "${!v}"; }
 
+# the pid listening on a local port, if any
+listener() { { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; } || true; }
+
+stop_pid() { # pid name
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
 case "${1:-}" in
   up)
     identity_key
@@ -29,6 +38,10 @@ case "${1:-}" in
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
       if [[ -f "$pf" ]] && kill -0 "$(cat "$pf")" 2>/dev/null; then log "$s already running"; continue; fi
+      pid=$(listener "$(port_of "$s")")
+      if [[ -n "$pid" ]]; then
+        die "port $(port_of "$s") for $s is taken by pid $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null)); scripts/services.sh down stops ours"
+      fi
       log "starting $s (gRPC :$(port_of "$s"))"
       nohup "$XINFANG_VENV/bin/python" -m "xinfang.$s" >>"$XINFANG_LOGS/$s.log" 2>&1 &
       echo $! > "$pf"
@@ -41,15 +54,18 @@ case "${1:-}" in
   down)
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
-      [[ -f "$pf" ]] || continue
-      pid=$(cat "$pf")
-      if kill -0 "$pid" 2>/dev/null; then
-        log "stopping $s ($pid)"
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$pid" 2>/dev/null || true
+      if [[ -f "$pf" ]]; then
+        pid=$(cat "$pf")
+        if kill -0 "$pid" 2>/dev/null; then log "stopping $s ($pid)"; stop_pid "$pid"; fi
+        rm -f "$pf"
       fi
-      rm -f "$pf"
+      # ours without a pid file (its data folder was reset, or it hung while
+      # crashing): the same service, started for this XINFANG_HOME
+      for pid in $(pgrep -f "python -m xinfang\.$s\$" || true); do
+        if tr '\0' '\n' </proc/"$pid"/environ 2>/dev/null | grep -qx "XINFANG_HOME=$XINFANG_HOME"; then
+          log "stopping $s ($pid, no pid file)"; stop_pid "$pid"
+        fi
+      done
     done ;;
   status)
     for s in "${SERVICES[@]}"; do

@@ -31,6 +31,7 @@ cleanup() {
   "$root/scripts/stack.sh" down || true
 }
 trap cleanup EXIT
+"$root/scripts/services.sh" down
 "$root/scripts/stack.sh" reset
 "$root/scripts/stack.sh" up
 "$root/scripts/services.sh" up
