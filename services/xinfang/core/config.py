@@ -7,7 +7,9 @@ rather than failing later on the first request.
 from __future__ import annotations
 
 import base64
+import tempfile
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +45,10 @@ class Settings(BaseSettings):
     # reporting asks supervision for rankings: "host:port" (default: grpc_host)
     supervision_addr: str | None = None
     prometheus_url: str = "http://127.0.0.1:19090"
+
+    # faust keeps a little local state per app; not the working directory, which
+    # is read-only in the container images
+    state_dir: str = Field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "xinfang"))
 
     # Base64 of 32 random bytes; per-district keys are derived from it.
     # Only intake needs it; see require_identity_key().

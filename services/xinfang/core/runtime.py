@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -211,6 +212,8 @@ class Runtime:
 
 def _faust_app(rt: Runtime) -> Any:
     s = rt.settings
+    datadir = Path(s.state_dir) / "faust" / rt.service
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"xinfang-{rt.service}",
         broker=[f"kafka://{b}" for b in s.kafka_bootstrap.split(",")],
@@ -224,6 +227,7 @@ def _faust_app(rt: Runtime) -> Any:
         producer_acks=-1,
         store="memory://",
         autodiscover=False,
+        datadir=str(datadir),
     )
     topic = app.topic(
         s.case_events_topic,
