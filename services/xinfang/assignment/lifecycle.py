@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from xinfang.assignment.routing import DECISIONS, route
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.calendar import SHANGHAI, compute_deadline
+from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import to_timestamp
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -269,9 +269,8 @@ def _as_unit(state: CaseState, ctx: Ctx) -> None:
 
 def _window_open(start: datetime | None, limit_name: str, ctx: Ctx) -> tuple[bool, datetime]:
     assert start is not None
-    limit = ctx.district.limit(limit_name)
-    dl = compute_deadline(start, limit.days, limit.day_type, ctx.district.calendar)
-    return ctx.now < dl.due_at, dl.due_at
+    due = ctx.district.deadline(limit_name, start).due_at
+    return ctx.now < due, due
 
 
 def pick_leader(ctx: Ctx, level: str, township_id: str = "") -> str:
@@ -659,9 +658,7 @@ def handling_due(state: CaseState, district: District) -> datetime | None:
     plus an approved extension (Art. 34)."""
     if state.accepted_at is None:
         return None
-    limit = district.limit("handling")
-    days = limit.days + state.extension_days
-    return compute_deadline(state.accepted_at, days, limit.day_type, district.calendar).due_at
+    return district.deadline("handling", state.accepted_at, state.extension_days).due_at
 
 
 def to_doc(state: CaseState) -> dict[str, Any]:

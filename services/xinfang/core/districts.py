@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from xinfang.core.calendar import DayType, WorkCalendar
+from xinfang.core.calendar import DayType, Deadline, WorkCalendar, compute_deadline
 from xinfang.core.errors import InvalidArgument
 
 __all__ = [
@@ -131,6 +131,13 @@ class District:
 
     def limit(self, name: str) -> Limit:
         return self.limits.get(name) or DEFAULT_LIMITS[name]
+
+    def deadline(self, name: str, start: datetime, extra_days: int = 0) -> Deadline:
+        """When the period ``name`` started at ``start`` ends on this district's
+        calendar, with ``extra_days`` added (an extension, a hearing's days).
+        The one place every service asks, so they agree on every deadline."""
+        limit = self.limit(name)
+        return compute_deadline(start, limit.days + extra_days, limit.day_type, self.calendar)
 
 
 def _req(doc: dict[str, Any], key: str, where: str) -> Any:

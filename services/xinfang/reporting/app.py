@@ -25,7 +25,7 @@ import grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.calendar import SHANGHAI, compute_deadline
+from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import encode_event, new_event, new_id, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
@@ -419,8 +419,7 @@ def _handling_due(event: ev.CaseEvent, case: dict[str, Any], district: District)
         extra += event.handling_extended.days
     else:
         return None
-    limit = district.limit("handling")
-    return compute_deadline(start, limit.days + extra, limit.day_type, district.calendar).due_at
+    return district.deadline("handling", start, extra).due_at
 
 
 _RENAMES = {"group": "group_petitions"}

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.calendar import SHANGHAI, Deadline, compute_deadline
+from xinfang.core.calendar import SHANGHAI, Deadline
 from xinfang.core.districts import District
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "limit_name",
     "oldest_overdue_days",
     "schedule",
-    "sla_state",
     "tally_sla",
 ]
 
@@ -185,9 +184,9 @@ def schedule(
     kind: int, tier: int, start: datetime, extra_days: int, district: District
 ) -> tuple[Deadline, datetime]:
     """(deadline, warning time) of a clock: the district's limit plus extra days."""
-    limit = district.limit(limit_name(kind, tier))
-    dl = compute_deadline(start, limit.days + extra_days, limit.day_type, district.calendar)
-    return dl, dl.due_at - timedelta(days=limit.warn_days)
+    name = limit_name(kind, tier)
+    dl = district.deadline(name, start, extra_days)
+    return dl, dl.due_at - timedelta(days=district.limit(name).warn_days)
 
 
 def _hearing_days(paused_at: datetime, resumed_at: datetime) -> int:
@@ -297,14 +296,6 @@ def apply_ops(
 
 
 # ---- SLA tallies for metrics --------------------------------------------------
-
-
-def sla_state(now: datetime, due_at: datetime, warn_at: datetime) -> SlaState:
-    if now >= due_at:
-        return SlaState.OVERDUE
-    if now >= warn_at:
-        return SlaState.DUE_SOON
-    return SlaState.ON_TRACK
 
 
 def tally_sla(due: dict[str, int], today: str, warn_days: int) -> dict[SlaState, int]:
