@@ -45,10 +45,10 @@ class Intake:
         directory: Directory,
         vault: IdentityVault,
         wake: Callable[[], None],
-        reveals: Collection | None = None,
+        reveals: Collection,
     ) -> None:
         self.cases = cases
-        self.reveals = reveals if reveals is not None else cases.database["identity_reveals"]
+        self.reveals = reveals
         self.petitioners = petitioners
         self.outbox = outbox
         self.directory = directory
@@ -230,6 +230,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         rt.directory,
         vault,
         rt.wake_relay,
+        rt.db["identity_reveals"],
     )
     rt.grpc.add(
         pb_grpc.add_IntakeServiceServicer_to_server,

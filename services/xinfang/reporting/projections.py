@@ -13,14 +13,19 @@ Field names are those of ``figures.PeriodFigures`` (nested ones dotted:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.calendar import SHANGHAI
+from xinfang.core.periods import (
+    months_of,
+    parse_period,
+    period_keys,
+    previous_period,
+    same_period_last_year,
+)
 from xinfang.reporting.figures import PeriodFigures
 
 __all__ = [
@@ -65,7 +70,6 @@ _LADDER_BELOW_DISTRICT = (
     ev.TIER_TOWNSHIP_JOINT_MEETING,
     ev.TIER_TOWNSHIP_LEADER_PACKAGE,
 )
-_PERIOD = re.compile(r"^(\d{4})(?:-(Q[1-4]|0[1-9]|1[0-2]))?$")
 
 
 def _key(s: str) -> str:
@@ -238,44 +242,6 @@ def case_update(event: ev.CaseEvent, handling_due: datetime | None = None) -> di
 
 
 # ---- periods ------------------------------------------------------------------------
-
-
-def period_keys(at: datetime) -> list[str]:
-    local = at.astimezone(SHANGHAI)
-    q = (local.month - 1) // 3 + 1
-    return [f"{local.year}", f"{local.year}-Q{q}", f"{local.year}-{local.month:02d}"]
-
-
-def parse_period(period: str) -> str:
-    """Normalise and check a period string; raises ValueError naming the forms."""
-    if not _PERIOD.match(period.strip()):
-        raise ValueError("use YYYY, YYYY-Qn or YYYY-MM")
-    return period.strip()
-
-
-def months_of(period: str) -> list[str]:
-    year = period[:4]
-    if len(period) == 4:
-        return [f"{year}-{m:02d}" for m in range(1, 13)]
-    if period[5] == "Q":
-        q = int(period[6])
-        return [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
-    return [period]
-
-
-def previous_period(period: str) -> str:
-    year = int(period[:4])
-    if len(period) == 4:
-        return str(year - 1)
-    if period[5] == "Q":
-        q = int(period[6])
-        return f"{year - 1}-Q4" if q == 1 else f"{year}-Q{q - 1}"
-    m = int(period[5:])
-    return f"{year - 1}-12" if m == 1 else f"{year}-{m - 1:02d}"
-
-
-def same_period_last_year(period: str) -> str:
-    return f"{int(period[:4]) - 1}{period[4:]}"
 
 
 def year_doc_fields(at: datetime, inc: Mapping[str, int]) -> tuple[str, dict[str, int]]:

@@ -47,6 +47,7 @@ from xinfang.core.mongo import (
     upsert_unlocked,
 )
 from xinfang.core.outbox import Outbox
+from xinfang.core.periods import months_of, parse_period
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 from xinfang.supervision import scoring
 from xinfang.supervision.clocks import (
@@ -481,17 +482,15 @@ def _stats_limit(kind: int) -> str:
 
 
 def _months(period: str) -> list[str]:
-    """The months of a period: ``2026-03`` -> itself, ``2026-Q1`` -> three."""
+    """The months of a bulletin's or ranking's period: ``2026-03`` -> itself,
+    ``2026-Q1`` -> three. A year is not a supervision period."""
     try:
-        year = int(period[:4])
-        if len(period) == 7 and period[4:6] == "-Q" and period[6] in "1234":
-            q = int(period[6])
-            return [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
-        if len(period) == 7 and period[4] == "-" and 1 <= int(period[5:]) <= 12:
-            return [period]
+        ok = parse_period(period) == period and len(period) == 7
     except ValueError:
-        pass
-    raise InvalidArgument("period", "a month YYYY-MM or a quarter YYYY-Qn")
+        ok = False
+    if not ok:
+        raise InvalidArgument("period", "a month YYYY-MM or a quarter YYYY-Qn")
+    return months_of(period)
 
 
 class ClockMetrics(Collector):
