@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -36,9 +36,17 @@ YEAR = datetime.now(UTC).year
 
 
 def petition(district: dict[str, Any], seed: int = 1) -> ipb.RegisterPetitionRequest:
-    """A valid petition received this year (before today)."""
-    end = max(date(YEAR, 1, 2), datetime.now(UTC).date() - timedelta(days=1))
-    req = next(petitions(district, 1, seed=seed, start=date(YEAR, 1, 1), end=end))
+    """A valid petition received this year, within the last hour.
+
+    Recent on purpose: a petition received weeks ago is already past its
+    15-day register-and-route limit, so supervision would (rightly) add a
+    breach and a supervision order to the case's events while a test runs.
+    """
+    now = datetime.now(UTC)
+    day = now.date()
+    req = next(petitions(district, 1, seed=seed, start=day, end=day))
+    received = max(now - timedelta(hours=1), datetime(YEAR, 1, 1, tzinfo=UTC))
+    req.received_at.FromDatetime(received)
     req.request_id = uuid.uuid4().hex
     return req
 
