@@ -3,6 +3,7 @@ assignment / supervision / reporting -> FerretDB -> Prometheus."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,42 @@ async def test_repeat_petition_is_marked_and_linked(
         lambda: summary(reporting_channel, district["district_id"]), lambda s: s.received == 2
     )
     assert (s.first_petitions, s.repeat_petitions) == (1, 1)
+
+
+async def test_simultaneous_visits_of_one_person_make_one_first_petition(
+    settings: Settings,
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    reporting_channel: grpc.aio.Channel,
+) -> None:
+    stub = igrpc.IntakeServiceStub(intake_channel)
+    reqs = []
+    for _ in range(6):  # the same person and matter at six windows at once
+        req = petition(district, seed=5)
+        req.request_id = uuid.uuid4().hex
+        reqs.append(req)
+    resps = await asyncio.gather(*(stub.RegisterPetition(r) for r in reqs))
+    kinds = sorted(r.kind for r in resps)
+    assert kinds.count(ev.PETITION_KIND_FIRST) == 1, kinds
+    assert kinds.count(ev.PETITION_KIND_REPEAT) == 5, kinds
+    s = await eventually(
+        lambda: summary(reporting_channel, district["district_id"]), lambda s: s.received == 6
+    )
+    assert (s.first_petitions, s.repeat_petitions) == (1, 5)
+    # ...and the events form one chain: each repeat links the case before it
+    keys = {r.case_id.encode() for r in resps}
+    records = await read_topic(
+        settings,
+        settings.case_events_topic,
+        lambda r: r.key in keys and decode_event(r.value).WhichOneof("payload") == "registered",
+        want=6,
+    )
+    regs = {e.case_id: e.registered for e in (decode_event(r.value) for r in records)}
+    assert sorted(r.repeat_count for r in regs.values()) == [0, 1, 2, 3, 4, 5]
+    by_count = {r.repeat_count: (cid, r.previous_case_id) for cid, r in regs.items()}
+    assert by_count[0][1] == ""
+    for n in range(1, 6):
+        assert by_count[n][1] == by_count[n - 1][0]
 
 
 async def test_redelivered_event_changes_nothing(

@@ -72,19 +72,11 @@ class Intake:
                 case_id=case_id, created=False, kind=existing["kind"]
             )
         ref = self.vault.pseudonym(district_id, reg.identity)
-        # "same petitioner, same matter": keyed by pseudonym and category, so the
-        # lookup is one read by _id (see core.mongo on why that matters)
+        # "same petitioner, same matter": keyed by pseudonym and category
         matter_id = f"{district_id}:{ref}:{reg.category}"
-        previous = await self.petitioners.find_one({"_id": matter_id})
-        kind = ev.PETITION_KIND_REPEAT if previous else ev.PETITION_KIND_FIRST
-        event = self._event(
-            case_id,
-            reg,
-            ref,
-            kind,
-            previous["last_case_id"] if previous else "",
-            int(previous.get("count", 0)) if previous else 0,
-        )
+        seq, previous_case_id = await self._claim(matter_id, district_id, case_id)
+        kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
+        event = self._event(case_id, reg, ref, kind, previous_case_id, seq - 1)
         sealed = self.vault.seal(district_id, case_id, reg.identity)
         doc = {
             "_id": case_id,
@@ -111,12 +103,40 @@ class Intake:
         except DuplicateKeyError:  # the same request raced us; it won
             return pb.RegisterPetitionResponse(case_id=case_id, created=False, kind=kind)
         self.wake()
+        # a hint only: where the next registration starts looking (see _claim)
         await upsert_by_id(
             self.petitioners,
             matter_id,
-            {"$set": {"last_case_id": case_id, "district_id": district_id}, "$inc": {"count": 1}},
+            {"$max": {"count": seq}, "$set": {"district_id": district_id}},
         )
         return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
+
+    async def _claim(self, matter_id: str, district_id: str, case_id: str) -> tuple[int, str]:
+        """This case's place among the matter's petitions, and the case before it.
+
+        Each place is a document ``<matter>#<n>`` whose insert is the claim: an
+        ``_id`` is unique on every MongoDB-protocol server, so two registrations
+        of one person at once (on any replica) get different places and only
+        place 1 is a first petition. A read-then-insert would let both be first.
+        A retry of a request that crashed after claiming finds its own place.
+        """
+        hint = await self.petitioners.find_one({"_id": matter_id}, {"count": 1})
+        seq = int((hint or {}).get("count", 0)) + 1
+        while True:
+            try:
+                await self.petitioners.insert_one(
+                    {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id}
+                )
+                break
+            except DuplicateKeyError:
+                taken = await self.petitioners.find_one({"_id": f"{matter_id}#{seq}"})
+                if taken is not None and taken["case_id"] == case_id:
+                    break
+                seq += 1
+        if seq == 1:
+            return 1, ""
+        before = await self.petitioners.find_one({"_id": f"{matter_id}#{seq - 1}"})
+        return seq, str(before["case_id"]) if before else ""
 
     async def reveal(self, req: pb.RevealPetitionerRequest) -> pb.RevealPetitionerResponse:
         if not req.district_id:
