@@ -21,11 +21,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.cli import fetch_summary, submit_all
+from xinfang.core.auth import tool_channel
 from xinfang.core.codec import encode_event, new_event
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -54,7 +54,7 @@ def pids(data_dir: Path) -> dict[str, int]:
 
 
 async def render_report(settings: Settings, district_id: str, period: str, fmt: str) -> bytes:
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         r = await rgrpc.ReportingServiceStub(ch).RenderReport(
             rpb.RenderReportRequest(district_id=district_id, period=period, format=fmt),
             timeout=300,

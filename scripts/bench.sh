@@ -11,6 +11,7 @@ isolated_stack bench 39000
 trap '"$root/scripts/services.sh" down >/dev/null; "$root/scripts/stack.sh" down >/dev/null' EXIT
 "$root/scripts/stack.sh" reset >/dev/null
 "$root/scripts/stack.sh" up
+dev_keys
 "$root/scripts/services.sh" up
 export XINFANG_KAFKA_LIBS="$XINFANG_CACHE/kafka-$KAFKA_VERSION/libs" XINFANG_DATA
 "$XINFANG_VENV/bin/python" "$root/scripts/bench.py" "$@"

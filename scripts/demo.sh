@@ -19,6 +19,7 @@ done
 if ((keep == 0)); then
   trap '"$root/scripts/services.sh" down; "$root/scripts/stack.sh" down' EXIT
 fi
+dev_keys
 "$root/scripts/services.sh" up
 "$XINFANG_VENV/bin/xinfang" demo "${args[@]}"
 if ((keep == 1)); then

@@ -18,6 +18,25 @@ isolated_stack() {
   unset XINFANG_DATA XINFANG_LOGS XINFANG_STATE_DIR XINFANG_KAFKA_BOOTSTRAP XINFANG_MONGO_URI XINFANG_PROMETHEUS_URL
   source "$XINFANG_ROOT/scripts/env.sh"
 }
+# dev_keys: development keys, made once per data folder and exported:
+# XINFANG_IDENTITY_KEY (seals petitioner identity; intake only) and
+# XINFANG_AUTH_KEY (signs the gRPC bearer tokens; services and local tools).
+# Production sets both from a secret store (see charts/).
+dev_keys() {
+  local name var f
+  for name in identity auth; do
+    var=XINFANG_${name^^}_KEY
+    if [[ -z "${!var:-}" ]]; then
+      f="$XINFANG_HOME/$name.key"
+      if [[ ! -f "$f" ]]; then
+        mkdir -p "$XINFANG_HOME"
+        (umask 077 && head -c 32 /dev/urandom | base64 > "$f")
+      fi
+      printf -v "$var" '%s' "$(cat "$f")"
+    fi
+    export "${var?}"
+  done
+}
 XINFANG_HOME=${XINFANG_HOME:-$XINFANG_ROOT/.local}       # caches, data, logs (git-ignored)
 XINFANG_CACHE=${XINFANG_CACHE:-$XINFANG_HOME/cache}      # kafka jars, ferretdb binary
 XINFANG_DATA=${XINFANG_DATA:-$XINFANG_HOME/data}

@@ -6,20 +6,6 @@ source "$(dirname "$0")/env.sh"
 
 SERVICES=(intake assignment supervision reporting)
 
-identity_key() {
-  # A development key, made once per checkout. Production sets
-  # XINFANG_IDENTITY_KEY from a secret store (see charts/).
-  if [[ -z "${XINFANG_IDENTITY_KEY:-}" ]]; then
-    local f="$XINFANG_HOME/identity.key"
-    if [[ ! -f "$f" ]]; then
-      mkdir -p "$XINFANG_HOME"
-      (umask 077 && "$XINFANG_VENV/bin/python" -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())' > "$f")
-    fi
-    XINFANG_IDENTITY_KEY=$(cat "$f")
-  fi
-  export XINFANG_IDENTITY_KEY
-}
-
 port_of() { local v="XINFANG_${1^^}_GRPC"; echo "${!v}"; }
 
 # the pid listening on a local port, if any
@@ -33,7 +19,7 @@ stop_pid() { # pid name
 
 case "${1:-}" in
   up)
-    identity_key
+    dev_keys
     mkdir -p "$XINFANG_DATA" "$XINFANG_LOGS"
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"

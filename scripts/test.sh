@@ -34,6 +34,7 @@ trap cleanup EXIT
 "$root/scripts/services.sh" down
 "$root/scripts/stack.sh" reset
 "$root/scripts/stack.sh" up
+dev_keys
 "$root/scripts/services.sh" up
 
 log "pytest"

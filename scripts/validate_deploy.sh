@@ -253,11 +253,17 @@ def compose(project_json, compose_file, prom_out):
     p = json.loads(Path(project_json).read_text())
     raw = Path(compose_file).read_text()
     svcs = p["services"]
+    # the keys the file was loaded with (check_compose): what the environment gave
+    keys = {"XINFANG_IDENTITY_KEY": os.environ["CHECK_IDENTITY_KEY"], "XINFANG_AUTH_KEY": os.environ["CHECK_AUTH_KEY"]}
     want = {"kafka", "mongodb", "prometheus", "grafana", "topics", *SERVICES}
     need(want <= set(svcs), f"services missing: {sorted(want - set(svcs))}")
     need(not KEY_LITERAL.search(raw), "docker-compose.yml contains what looks like a literal key")
     need(re.search(r"XINFANG_IDENTITY_KEY: \$\{XINFANG_IDENTITY_KEY:\?", raw),
          "intake must take XINFANG_IDENTITY_KEY from the environment, required (${XINFANG_IDENTITY_KEY:?...})")
+    need(re.search(r"XINFANG_AUTH_KEY: \$\{XINFANG_AUTH_KEY:\?", raw),
+         "the services must take XINFANG_AUTH_KEY from the environment, required (${XINFANG_AUTH_KEY:?...})")
+    need(not re.search(r"XINFANG_AUTH_KEY: (?!\$\{XINFANG_AUTH_KEY:\?)", raw),
+         "XINFANG_AUTH_KEY may only be set as ${XINFANG_AUTH_KEY:?...} (from the environment, required)")
     kafka = svcs["kafka"]
     need(kafka["image"] == "apache/kafka:4.1.1", "kafka must run apache/kafka:4.1.1")
     kenv = kafka.get("environment", {})
@@ -287,6 +293,17 @@ def compose(project_json, compose_file, prom_out):
              and dep.get("topics") == "service_completed_successfully", f"{s}: depends_on conditions")
         need(c.get("read_only") is True and "ALL" in c.get("cap_drop", []), f"{s}: read_only and cap_drop ALL")
         need(("XINFANG_IDENTITY_KEY" in env) == (s == "intake"), f"{s}: only intake may receive XINFANG_IDENTITY_KEY")
+        need(env.get("XINFANG_AUTH_KEY") == keys["XINFANG_AUTH_KEY"],
+             f"{s}: must receive XINFANG_AUTH_KEY from the environment")
+        if s == "intake":
+            need(env["XINFANG_IDENTITY_KEY"] == keys["XINFANG_IDENTITY_KEY"],
+                 "intake: must receive XINFANG_IDENTITY_KEY from the environment")
+    for name, c in svcs.items():
+        env = c.get("environment") or {}
+        need(name == "intake" or "XINFANG_IDENTITY_KEY" not in env, f"{name}: only intake may receive XINFANG_IDENTITY_KEY")
+        need(name in SERVICES or "XINFANG_AUTH_KEY" not in env, f"{name}: only the four services receive XINFANG_AUTH_KEY")
+        for var, value in env.items():
+            need(var in keys or value not in keys.values(), f"{name}: a key is passed on in {var}")
     need(svcs["reporting"]["depends_on"].get("supervision", {}).get("condition") == "service_healthy",
          "reporting waits for a healthy supervision")
     for name, c in svcs.items():
@@ -310,8 +327,8 @@ def compose(project_json, compose_file, prom_out):
     need(str(ROOT / "deploy/grafana/xinfang-dashboard.json") in gmounts.values(), "grafana must mount the dashboard")
     for cfg in ("grafana-datasource", "grafana-dashboards"):
         yaml.safe_load(p["configs"][cfg]["content"])
-    print(f"{len(svcs)} services; healthchecks and depends_on conditions present; identity key only in intake "
-          f"and only from the environment")
+    print(f"{len(svcs)} services; healthchecks and depends_on conditions present; auth key in all 4 services, "
+          f"identity key only in intake, both only from the environment")
 
 
 # ---------------------------------------------------------------- chart values
@@ -382,6 +399,10 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "Deployment"}
     need(sorted(deps) == sorted(SERVICES), f"one Deployment per service, got {sorted(deps)}")
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    for name, cm in configmaps.items():
+        text = json.dumps(cm.get("data", {})) + json.dumps(cm.get("binaryData", {}))
+        for var in ("XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY"):
+            need(var not in text, f"ConfigMap {name}: {var} must come from a Secret, never from a ConfigMap")
     for owner, spec in pod_specs(docs):
         where = f"{owner['kind']} {owner['metadata']['name']}"
         psc = spec.get("securityContext", {})
@@ -400,8 +421,11 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
                  f"{where}: resource requests (cpu, memory) and a memory limit")
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
             need("/tmp" in mounts and "emptyDir" in vols.get(mounts["/tmp"], {}), f"{where}: /tmp on an emptyDir")
-            for e in c.get("env", []):
+            for e in (c.get("env") or []):
                 need(not KEY_LITERAL.search(str(e.get("value", ""))), f"{where}: literal key in env {e['name']}")
+            if owner["kind"] == "Job":
+                names = {e["name"] for e in (c.get("env") or [])}
+                need(not names & {"XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY"}, f"{where}: the job needs no key")
     for s, d in deps.items():
         spec = d["spec"]["template"]["spec"]
         (c,) = spec["containers"]
@@ -409,9 +433,15 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         for probe in ("livenessProbe", "readinessProbe"):
             need(c.get(probe, {}).get("grpc", {}).get("port") == ports["grpc"], f"{s}: {probe} must be gRPC on {ports['grpc']}")
-        names = [e["name"] for e in c.get("env", [])]
+        names = [e["name"] for e in (c.get("env") or [])]
+        auth = [e for e in (c.get("env") or []) if e["name"] == "XINFANG_AUTH_KEY"]
+        need(len(auth) == 1, f"{s}: must receive XINFANG_AUTH_KEY exactly once (got {len(auth)})")
+        ref = auth[0].get("valueFrom", {}).get("secretKeyRef", {})
+        need(ref.get("name") and ref.get("key") and "value" not in auth[0],
+             f"{s}: XINFANG_AUTH_KEY must come from a Secret (valueFrom.secretKeyRef)")
+        need(names.count("XINFANG_IDENTITY_KEY") == (s == "intake"), f"{s}: XINFANG_IDENTITY_KEY must be set once, in intake only")
         if s == "intake":
-            (key,) = [e for e in c["env"] if e["name"] == "XINFANG_IDENTITY_KEY"]
+            (key,) = [e for e in (c.get("env") or []) if e["name"] == "XINFANG_IDENTITY_KEY"]
             need("secretKeyRef" in key.get("valueFrom", {}), "intake: the identity key must come from a Secret")
         else:
             need("XINFANG_IDENTITY_KEY" not in names, f"{s} must not receive the identity key")
@@ -420,6 +450,7 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
             need(cm is not None, f"{s}: envFrom names a ConfigMap that is not rendered")
             need(cm["data"].get("XINFANG_GRPC_HOST") == "0.0.0.0", "XINFANG_GRPC_HOST must be 0.0.0.0")
             need("XINFANG_IDENTITY_KEY" not in cm["data"], "the identity key must not be in a ConfigMap")
+            need("XINFANG_AUTH_KEY" not in cm["data"], "the auth key must not be in a ConfigMap")
     svcs = {d["metadata"]["labels"].get("app.kubernetes.io/component"): d for d in docs if d["kind"] == "Service"}
     need(sorted(svcs) == sorted(SERVICES), "one Service per service")
     for s, svc in svcs.items():
@@ -456,7 +487,8 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
             need(json.loads(data) == json.loads(Path(dashboard_file).read_text()), "dashboard ConfigMap differs from the file")
             extra.append("dashboard ConfigMap = dashboard file")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    print(f"{case}: {summary}; pods hardened, gRPC probes, identity key only in intake"
+    print(f"{case}: {summary}; pods hardened, gRPC probes, auth key from a Secret in all 4 services, "
+          f"identity key only in intake, no key in a ConfigMap"
           + ("; " + "; ".join(extra) if extra else ""))
 
 
@@ -568,20 +600,29 @@ check_dockerfile() {
 }
 
 check_compose() {
-  local key; key=$("$py" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
-  # the key is required: without it the file must not load
-  if (cd "$root" && env -u XINFANG_IDENTITY_KEY "$compose_check" docker-compose.yml >/dev/null 2>&1); then
-    echo "docker-compose.yml loads without XINFANG_IDENTITY_KEY; it must refuse"; return 1
-  fi
-  (cd "$root" && XINFANG_IDENTITY_KEY=$key "$compose_check" docker-compose.yml) > "$tmp/compose.json"
+  local newkey='import base64, os; print(base64.b64encode(os.urandom(32)).decode())'
+  local ikey akey missing given
+  ikey=$("$py" -c "$newkey"); akey=$("$py" -c "$newkey")
+  # both keys are required: without either one (unset or empty) the file must not load
+  for missing in XINFANG_IDENTITY_KEY XINFANG_AUTH_KEY; do
+    given=XINFANG_AUTH_KEY=$akey; [[ $missing == XINFANG_AUTH_KEY ]] && given=XINFANG_IDENTITY_KEY=$ikey
+    if (cd "$root" && env -u "$missing" "$given" "$compose_check" docker-compose.yml >/dev/null 2>&1); then
+      echo "docker-compose.yml loads without $missing; it must refuse"; return 1
+    fi
+    if (cd "$root" && env "$missing=" "$given" "$compose_check" docker-compose.yml >/dev/null 2>&1); then
+      echo "docker-compose.yml loads with an empty $missing; it must refuse"; return 1
+    fi
+  done
+  (cd "$root" && XINFANG_IDENTITY_KEY=$ikey XINFANG_AUTH_KEY=$akey "$compose_check" docker-compose.yml) > "$tmp/compose.json"
   local engine="compose-go $COMPOSE_GO_VERSION"
   if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
-    (cd "$root" && XINFANG_IDENTITY_KEY=$key docker compose -f docker-compose.yml config -q)
+    (cd "$root" && XINFANG_IDENTITY_KEY=$ikey XINFANG_AUTH_KEY=$akey docker compose -f docker-compose.yml config -q)
     engine="docker compose config and $engine"
   fi
-  local summary; summary=$(checks compose "$tmp/compose.json" "$root/docker-compose.yml" "$tmp/prometheus.yml")
+  local summary
+  summary=$(CHECK_IDENTITY_KEY=$ikey CHECK_AUTH_KEY=$akey checks compose "$tmp/compose.json" "$root/docker-compose.yml" "$tmp/prometheus.yml")
   promtool check config "$tmp/prometheus.yml" >/dev/null
-  echo "loaded by $engine (schema, interpolation, consistency); refused without the key; $summary; promtool accepts its Prometheus config"
+  echo "loaded by $engine (schema, interpolation, consistency); refused without either key; $summary; promtool accepts its Prometheus config"
 }
 
 check_values() {
@@ -603,7 +644,8 @@ check_lint() {
 check_schema_rejects() { # values the schema (or the chart) must refuse
   local bad n=0
   for bad in services.intake.replicaCount=-1 containerSecurityContext.readOnlyRootFilesystem=false \
-    podSecurityContext.runAsNonRoot=false identityKey.existingSecret= image.pullPolicy=Sometimes \
+    podSecurityContext.runAsNonRoot=false identityKey.existingSecret= authKey.existingSecret= \
+    authKey.existingSecretKey= image.pullPolicy=Sometimes \
     kafka.bootstrap=kafka partitions=0 services.reporting.grpcPort=70000 noSuchValue=1; do
     if "$helm" template x "$chart" --kube-version "$newest_k8s" --set "$bad" > /dev/null 2> "$tmp/err"; then
       echo "helm template accepted --set $bad"; return 1
@@ -612,7 +654,18 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
       || { cat "$tmp/err"; echo "--set $bad failed, but not by the values schema"; return 1; }
     n=$((n + 1))
   done
-  echo "$n invalid values refused by values.schema.json"
+  # without the schema, the chart's own checks (xinfang.validate) refuse a missing key Secret
+  local m=0
+  for bad in identityKey authKey; do
+    if "$helm" template x "$chart" --kube-version "$newest_k8s" --skip-schema-validation \
+      --set "$bad.existingSecret=" > /dev/null 2> "$tmp/err"; then
+      echo "helm template --skip-schema-validation accepted --set $bad.existingSecret="; return 1
+    fi
+    grep -q "$bad.existingSecret is required" "$tmp/err" \
+      || { cat "$tmp/err"; echo "--set $bad.existingSecret= failed, but not by xinfang.validate"; return 1; }
+    m=$((m + 1))
+  done
+  echo "$n invalid values refused by values.schema.json; $m missing key Secrets refused by xinfang.validate"
 }
 
 check_kubeconform() {
@@ -647,7 +700,7 @@ check_policy() {
     if [[ -f "$tmp/rules.yml" ]]; then promtool check rules "$tmp/rules.yml" >/dev/null; fi
   done
   printf '%s\n' "${lines[@]}"
-  echo "${#cases[@]} cases: pod hardening, gRPC probes, identity key only in intake, selectors; ServiceMonitor relabeling, PrometheusRule (promtool) and dashboard ConfigMap match deploy/"
+  echo "${#cases[@]} cases: pod hardening, gRPC probes, auth key from a Secret in every service, identity key only in intake, no key in a ConfigMap, selectors; ServiceMonitor relabeling, PrometheusRule (promtool) and dashboard ConfigMap match deploy/"
 }
 
 check_k8s() {
@@ -675,7 +728,10 @@ assert ns["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "re
 assert all(d["metadata"].get("namespace") == "xinfang" for d in built if d["kind"] != "Namespace")
 print(f"{len(built)} objects")
 PY
-  echo "deploy/k8s = default render (up to date); kustomize build: $(tail -n1 "$tmp/kc.out" | sed 's/Summary: //')"
+  # the policy checks on what `kubectl apply -k deploy/k8s` applies (keys from Secrets, and so on)
+  checks rendered deploy/k8s "$tmp/kustomized.yaml" "$chart/files/xinfang-rules.yml" \
+    "$chart/files/xinfang-dashboard.json" "$tmp/k8s-rules.yml" > /dev/null
+  echo "deploy/k8s = default render (up to date); kustomize build: $(tail -n1 "$tmp/kc.out" | sed 's/Summary: //'); render policy holds (auth key from a Secret in every service, identity key only in intake)"
 }
 
 check_dashboard() {

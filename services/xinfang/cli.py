@@ -37,6 +37,7 @@ from tqdm import tqdm
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import ROLES, Authenticator, Caller, tool_channel
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -131,7 +132,7 @@ async def submit_all(
         queue.put_nowait(i)
     bar = tqdm(total=len(requests), disable=not progress, unit="件", file=sys.stderr)
     t_start = time.perf_counter()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with tool_channel(target) as channel:
         stub = igrpc.IntakeServiceStub(channel)
 
         async def worker() -> None:
@@ -153,7 +154,7 @@ async def submit_all(
 
 
 async def fetch_summary(target: str, district_id: str, period: str) -> rpb.DistrictSummary:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with tool_channel(target) as channel:
         stub = rgrpc.ReportingServiceStub(channel)
         resp: rpb.DistrictSummary = await stub.GetDistrictSummary(
             rpb.GetDistrictSummaryRequest(district_id=district_id, period=period), timeout=10
@@ -228,7 +229,7 @@ def _clock_figures(settings: Settings, district_id: str) -> dict[str, float]:
 
 
 async def _reevaluate(settings: Settings, district_id: str) -> spb.ReevaluateClocksResponse:
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
         r: spb.ReevaluateClocksResponse = await sgrpc.SupervisionServiceStub(ch).ReevaluateClocks(
             spb.ReevaluateClocksRequest(district_id=district_id), timeout=600
         )
@@ -236,7 +237,7 @@ async def _reevaluate(settings: Settings, district_id: str) -> spb.ReevaluateClo
 
 
 async def _period_report(target: str, district_id: str, period: str) -> rpb.PeriodReport:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with tool_channel(target) as channel:
         r: rpb.PeriodReport = await rgrpc.ReportingServiceStub(channel).GetPeriodReport(
             rpb.GetPeriodReportRequest(district_id=district_id, period=period), timeout=10
         )
@@ -252,7 +253,7 @@ async def simulate_handling(
     rng = random.Random(seed)
     done: Counter[str] = Counter()
     office = ev.Actor(user_id="demo-office", role="office")
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
         stub = agrpc.AssignmentServiceStub(ch)
         sem = asyncio.Semaphore(16)
         draws = {c: rng.random() for c in case_ids}  # drawn up front: same seed, same steps
@@ -363,7 +364,7 @@ async def _write_report(settings: Settings, district_id: str, period: str, lang:
     """The district's report for the period, as .docx and Markdown, in out/."""
     out_dir = Path("out")
     await asyncio.to_thread(out_dir.mkdir, exist_ok=True)
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         stub = rgrpc.ReportingServiceStub(ch)
         for fmt in ("docx", "markdown"):
             r = await stub.RenderReport(
@@ -389,7 +390,7 @@ def _rebuild(settings: Settings, district: str | None, into: str | None) -> int:
 
 
 async def _render(settings: Settings, a: argparse.Namespace) -> rpb.RenderedReport:
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         r: rpb.RenderedReport = await rgrpc.ReportingServiceStub(ch).RenderReport(
             rpb.RenderReportRequest(
                 district_id=a.district_id, period=a.period, format=a.format, lang=a.lang
@@ -440,8 +441,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     im.add_argument("--concurrency", type=int, default=16)
     im.add_argument("--rejects", help="write rejected rows (line, reason) to this CSV")
     im.add_argument("--lang", choices=["zh", "en"], default="zh")
+    tk = sub.add_parser("token", help="issue a bearer token for a user (needs XINFANG_AUTH_KEY)")
+    tk.add_argument("user_id")
+    tk.add_argument("--role", choices=sorted(ROLES), required=True)
+    tk.add_argument("--district", action="append", required=True,
+                    help="a district the user works for (repeat; * for city-wide)")  # fmt: skip
+    tk.add_argument("--unit", default="", help="the user's unit (role unit)")
+    tk.add_argument("--hours", type=float, default=8.0, help="lifetime (default: a working day)")
     a = p.parse_args(argv)
     settings = Settings()
+    if a.cmd == "token":
+        if a.role == "unit" and not a.unit:
+            p.error("--unit is required for role unit")
+        caller = Caller(a.user_id, a.role, a.unit, frozenset(a.district))
+        print(Authenticator(settings.auth_key_bytes).issue(caller, ttl_s=a.hours * 3600))
+        return 0
     if a.cmd == "district" and a.dcmd == "sample":
         print(json.dumps(sample_district(a.seed), ensure_ascii=False, indent=2))
         return 0

@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from xinfang.core.auth import tool_channel
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import Doc, connect
@@ -69,28 +70,28 @@ async def district(settings: Settings, mongo: AsyncMongoClient[Doc]) -> dict[str
 @pytest.fixture(scope="session")
 async def intake_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
     # created inside the session's event loop: grpc.aio binds to it
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.intake_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.intake_grpc}") as ch:
         yield ch
 
 
 @pytest.fixture(scope="session")
 async def reporting_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
     # created inside the session's event loop: grpc.aio binds to it
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         yield ch
 
 
 @pytest.fixture(scope="session")
 async def assignment_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
     # created inside the session's event loop: grpc.aio binds to it
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
         yield ch
 
 
 @pytest.fixture(scope="session")
 async def supervision_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
     # created inside the session's event loop: grpc.aio binds to it
-    async with grpc.aio.insecure_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
+    async with tool_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
         yield ch
 
 

@@ -213,11 +213,15 @@ async def test_illegal_steps_name_the_state_and_the_rule(
     await refused(
         case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=missing)), grpc.StatusCode.NOT_FOUND
     )
-    no_role = apb.CommandContext(
-        district_id=case.district_id, case_id=case.case_id, actor=ev.Actor(user_id="x")
+    # the platform's own processes act as "system"; a person's command may not
+    as_system = apb.CommandContext(
+        district_id=case.district_id,
+        case_id=case.case_id,
+        actor=ev.Actor(user_id="x", role="system"),
     )
     detail = await refused(
-        case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=no_role)), grpc.StatusCode.INVALID_ARGUMENT
+        case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=as_system)),
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert detail.startswith("ctx.actor.role")
 

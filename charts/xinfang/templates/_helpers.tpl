@@ -122,6 +122,9 @@ XINFANG_SUPERVISION_ADDR: {{ printf "%s-supervision:%v" (include "xinfang.fullna
 {{- if not .Values.identityKey.existingSecret -}}
 {{- fail "identityKey.existingSecret is required: intake refuses to start without XINFANG_IDENTITY_KEY. Create the Secret first, e.g. kubectl create secret generic xinfang-identity-key --from-literal=identity-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
 {{- end -}}
+{{- if not .Values.authKey.existingSecret -}}
+{{- fail "authKey.existingSecret is required: every service refuses to start without XINFANG_AUTH_KEY (it signs and verifies the gRPC bearer tokens). Create the Secret first, e.g. kubectl create secret generic xinfang-auth-key --from-literal=auth-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
+{{- end -}}
 {{- range $name := list "intake" "assignment" "supervision" "reporting" }}
 {{- if not (hasKey $.Values.services $name) -}}
 {{- fail (printf "services.%s is missing: the chart runs all four services" $name) -}}

@@ -22,6 +22,7 @@ from xinfang.assignment.store import CaseStore
 from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import OFFICE
 from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.errors import Conflict, InvalidArgument, NotFound
@@ -277,7 +278,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         state = await self.a.execute(c.district_id, c.case_id, cmd, c.actor, c.expected_version)
         return to_view(state)
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OFFICE)
     async def SetRoutingRules(
         self, request: pb.SetRoutingRulesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetRoutingRulesResponse:

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # Only intake needs it; see require_identity_key().
     identity_key: str | None = None
 
+    # Base64 of at least 32 random bytes: signs and verifies the bearer tokens
+    # of every gRPC request (see core.auth). Every service needs it.
+    auth_key: str | None = None
+
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
     # how often supervision looks for clocks that fall due
@@ -71,6 +75,25 @@ class Settings(BaseSettings):
         if len(raw) != 32:
             raise ValueError("XINFANG_IDENTITY_KEY must decode to 32 bytes")
         return v
+
+    @field_validator("auth_key")
+    @classmethod
+    def _auth_key_is_long_enough(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except ValueError as e:
+            raise ValueError("XINFANG_AUTH_KEY must be base64") from e
+        if len(raw) < 32:
+            raise ValueError("XINFANG_AUTH_KEY must decode to at least 32 bytes")
+        return v
+
+    @cached_property
+    def auth_key_bytes(self) -> bytes:
+        if self.auth_key is None:
+            raise RuntimeError("XINFANG_AUTH_KEY is not set: gRPC requests cannot be authenticated")
+        return base64.b64decode(self.auth_key)
 
     @cached_property
     def identity_key_bytes(self) -> bytes:

@@ -5,6 +5,7 @@
      ├── FailedPrecondition  illegal step in this state      -> FAILED_PRECONDITION
      ├── NotFound            unknown case/district/...       -> NOT_FOUND
      ├── PermissionDenied    role or district not entitled   -> PERMISSION_DENIED
+     ├── Unauthenticated     no valid token                  -> UNAUTHENTICATED
      └── Conflict            lost an optimistic-version race -> ABORTED
 
 Domain code raises these without importing grpc; the gRPC layer maps them.
@@ -18,6 +19,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
+    "Unauthenticated",
     "XinfangError",
 ]
 
@@ -50,6 +52,10 @@ class NotFound(XinfangError):
 
 class PermissionDenied(XinfangError):
     code_name = "PERMISSION_DENIED"
+
+
+class Unauthenticated(XinfangError):
+    code_name = "UNAUTHENTICATED"
 
 
 class Conflict(XinfangError):

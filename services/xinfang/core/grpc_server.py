@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xinfang.core.auth import Authenticator, authorize
 from xinfang.core.errors import XinfangError
 from xinfang.core.logging import get_logger
 from xinfang.core.metrics import GRPC_LATENCY, GRPC_REQUESTS
@@ -29,8 +30,12 @@ Resp = TypeVar("Resp")
 Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 
 
-def rpc(service: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
-    """Decorate a servicer method: map domain errors to status codes, count it."""
+def rpc(
+    service: str, roles: frozenset[str] | None = None
+) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
+    """Decorate a servicer method: authenticate and authorize the caller (see
+    core.auth; ``roles`` limits who may call it), map domain errors to status
+    codes, count it."""
 
     def deco(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
         method = fn.__name__
@@ -40,6 +45,8 @@ def rpc(service: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
             t0 = time.perf_counter()
             code = "OK"
             try:
+                authn: Authenticator = self._xinfang_auth
+                authorize(authn.from_metadata(context.invocation_metadata()), request, roles)
                 return await fn(self, request, context)
             except XinfangError as e:
                 code = e.code_name
@@ -61,7 +68,8 @@ def rpc(service: str) -> Callable[[Handler[Req, Resp]], Handler[Req, Resp]]:
 
 
 class GrpcServer:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, auth: Authenticator) -> None:
+        self.auth = auth
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.address = f"{host}:{port}"
         self.health = health.aio.HealthServicer()
@@ -70,6 +78,7 @@ class GrpcServer:
     def add(
         self, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str
     ) -> None:
+        servicer._xinfang_auth = self.auth  # read by every @rpc method
         adder(servicer, self.server)
         self._names.append(full_name)
 

@@ -23,6 +23,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import Authenticator
 from xinfang.core.codec import DecodeFailed, decode_event, payload_name
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -95,7 +96,9 @@ class Runtime:
 
     async def start(self) -> None:
         # grpc.aio binds to the loop it is created in: create it here, not in __init__
-        self._grpc = GrpcServer(self.settings.grpc_host, self.grpc_port)
+        self._grpc = GrpcServer(
+            self.settings.grpc_host, self.grpc_port, Authenticator(self.settings.auth_key_bytes)
+        )
         self.mongo = connect(self.settings.mongo_uri, f"xinfang-{self.service}")
         await self.mongo.admin.command("ping")
         self.producer = make_producer(self.settings, f"xinfang-{self.service}")

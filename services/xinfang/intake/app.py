@@ -15,6 +15,7 @@ from bson.binary import Binary
 from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import OFFICE
 from xinfang.core.codec import new_event, new_id, to_timestamp
 from xinfang.core.crypto import IdentityVault, SealedIdentity
 from xinfang.core.directory import Directory
@@ -234,7 +235,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
     ) -> pb.RevealPetitionerResponse:
         return await self.intake.reveal(request)
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OFFICE)
     async def RegisterPetition(
         self, request: pb.RegisterPetitionRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterPetitionResponse:

@@ -34,6 +34,7 @@ import grpc
 from tqdm import tqdm
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import tool_channel
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import to_timestamp
 from xinfang.core.crypto import normalize_phone
@@ -421,7 +422,7 @@ async def import_rows(
         queue.put_nowait(g)
     bar = tqdm(total=sum(len(g) for g in groups), disable=not progress, unit="件", file=sys.stderr)
     try:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with tool_channel(target) as channel:
             stub = pb_grpc.IntakeServiceStub(channel)
 
             async def worker() -> None:

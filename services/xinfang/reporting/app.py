@@ -25,6 +25,7 @@ import grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import OFFICE, tool_channel
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import encode_event, new_event, new_id, to_timestamp
 from xinfang.core.directory import Directory
@@ -73,8 +74,10 @@ class Reporting:
         directory: Directory,
         supervision: str | None = None,
         publish: Callable[[ev.CaseEvent], Awaitable[None]] | None = None,
+        auth_key: bytes | None = None,
     ) -> None:
         self.publish = publish
+        self.auth_key = auth_key  # signs reporting's own calls to supervision
         # set by a replay, which owns its read models alone: counters are added
         # up in memory and written by ``flush`` (see rebuild.py)
         self.buffer: dict[str, dict[str, Any]] | None = None
@@ -90,7 +93,9 @@ class Reporting:
         if self.supervision is None:
             return {}
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.supervision)
+            self._channel = tool_channel(
+                self.supervision, key=self.auth_key, user_id="reporting", role="system"
+            )
         stub = spb_grpc.SupervisionServiceStub(self._channel)
         candidates = [period] if len(period) > 4 else [f"{period}-Q{q}" for q in (4, 3, 2, 1)]
         out: dict[str, list[dict[str, Any]]] = {}
@@ -476,13 +481,13 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
     ) -> pb.RenderedReport:
         return await self.r.render(request)
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OFFICE)
     async def RecordSuggestion(
         self, request: pb.RecordSuggestionRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordSuggestionResponse:
         return pb.RecordSuggestionResponse(suggestion_id=await self.r.suggest(request))
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OFFICE)
     async def MarkSuggestionAdopted(
         self, request: pb.MarkSuggestionAdoptedRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordSuggestionResponse:
@@ -506,7 +511,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         )
 
     supervision = s.supervision_addr or f"{s.grpc_host}:{s.supervision_grpc}"
-    r = Reporting(rt.db, rt.directory, supervision, publish)
+    r = Reporting(rt.db, rt.directory, supervision, publish, s.auth_key_bytes)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),

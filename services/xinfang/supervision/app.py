@@ -30,6 +30,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import OVERSIGHT
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
@@ -571,7 +572,7 @@ class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
     ) -> pb.CaseClocks:
         return await self.sup.case_clocks(request.district_id, request.case_id)
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OVERSIGHT)
     async def PublishRanking(
         self, request: pb.PublishRankingRequest, context: grpc.aio.ServicerContext
     ) -> pb.Ranking:
@@ -588,7 +589,7 @@ class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
             raise InvalidArgument("district_id", "is required")
         return await self.sup.get_ranking(request.district_id, request.period, request.kind)
 
-    @rpc(SERVICE)
+    @rpc(SERVICE, OVERSIGHT)
     async def ReevaluateClocks(
         self, request: pb.ReevaluateClocksRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReevaluateClocksResponse:
