@@ -76,6 +76,16 @@ async def test_missed_written_notice_is_breached_and_supervised(
         ),
         lambda r: bool(r) and float(r[0]["value"][1]) >= 1,
     )
+    # ...and against the unit it was issued to (per-unit series, bounded by the directory)
+    for series in ("xinfang_unit_supervision_orders_total", "xinfang_unit_deadline_breaches_total"):
+        await eventually(
+            _async(
+                lambda series=series: prometheus(
+                    settings, f'max({series}{{district="{did}",unit="{order.unit_id}"}})'
+                )
+            ),
+            lambda r: bool(r) and float(r[0]["value"][1]) == 1,
+        )
 
 
 def _async(fn: Any) -> Any:
@@ -104,6 +114,17 @@ async def test_tier_time_box_running_out_escalates_the_case(
     await eventually(
         lambda: clocks_of(supervision_channel, did, case.case_id),
         lambda c: ev.CLOCK_KIND_TIER in c and c[ev.CLOCK_KIND_TIER].open,
+    )
+    # the unit's open duty clocks (the tier box, and handling) show under its own label
+    await eventually(
+        _async(
+            lambda: prometheus(
+                settings,
+                f'sum(max by (sla_state) (xinfang_unit_clocks_open{{district="{did}",'
+                f'unit="{unit.unit_id}"}}))',
+            )
+        ),
+        lambda r: bool(r) and float(r[0]["value"][1]) >= 1,
     )
     # Let the village's 7-day time box run out without waiting a week: move
     # the stored due time into the past and index it under today, exactly

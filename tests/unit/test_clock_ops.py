@@ -7,7 +7,14 @@ from datetime import datetime
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.districts import District, parse_district
-from xinfang.supervision.clocks import DUTY, ClockOp, apply_ops
+from xinfang.supervision.clocks import (
+    DUTY,
+    OTHER_UNITS,
+    ClockOp,
+    SlaState,
+    apply_ops,
+    unit_rollup,
+)
 
 H = ev.CLOCK_KIND_HANDLING
 RRD = ev.CLOCK_KIND_REREVIEW_DECISION
@@ -109,3 +116,77 @@ def test_windows_are_not_duties() -> None:
     assert ev.CLOCK_KIND_REVIEW_REQUEST not in DUTY
     assert ev.CLOCK_KIND_REMIT_OBJECTION not in DUTY
     assert ev.CLOCK_KIND_HANDLING in DUTY
+
+
+def test_a_duty_clock_is_tallied_for_its_unit_too() -> None:
+    d = district()
+    started = apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "u1", "")
+    day = started.doc["due_day"]
+    assert started.unit_stats == {"u1": {"open": 1, "started": 1, f"due.{day}": 1}}
+    stopped = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 6, 5))], d, "c", "u1", "")
+    assert stopped.unit_stats == {
+        "u1": {f"due.{day}": -1, "open": -1, "completed": 1, "completed_on_time": 1}
+    }
+    # a window is nobody's duty, and a clock with no unit yet is the office's own
+    window = ev.CLOCK_KIND_REVIEW_REQUEST
+    assert apply_ops(None, [ClockOp("start", window, at(2025, 6, 2))], d, "c", "u1", "").stats
+    assert (
+        apply_ops(None, [ClockOp("start", window, at(2025, 6, 2))], d, "c", "u1", "").unit_stats
+        == {}
+    )
+    assert apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "", "").unit_stats == {}
+
+
+def test_a_restart_for_another_unit_moves_the_open_clock() -> None:
+    d = district()
+    t = ev.CLOCK_KIND_TIER
+    first = apply_ops(
+        None,
+        [ClockOp("start", t, at(2025, 3, 3), tier=ev.TIER_VILLAGE_MEDIATION)],
+        d,
+        "c",
+        "u1",
+        "",
+    )
+    again = apply_ops(
+        first.doc,
+        [
+            ClockOp("stop", t, at(2025, 3, 5)),
+            ClockOp("start", t, at(2025, 3, 5), tier=ev.TIER_TOWNSHIP),
+        ],
+        d,
+        "c",
+        "u2",
+        "",
+    )
+    assert again.unit_stats["u1"]["open"] == -1 and again.unit_stats["u1"]["completed"] == 1
+    assert again.unit_stats["u2"]["open"] == 1 and again.unit_stats["u2"]["started"] == 1
+    assert again.stats["open"] == 0
+
+
+def test_unit_rollup_adds_kinds_up_and_bounds_the_units() -> None:
+    today = "20250610"
+    docs = [
+        # u1: a handling clock overdue since 06-01, two due 06-12 (warn 3 days: due soon)
+        {"district_id": "d1", "unit_id": "u1", "clock": "handling", "warn_days": 3,
+         "due": {"20250601": 1, "20250612": 2}, "completed": 4, "completed_on_time": 3,
+         "breached": 1, "orders": 1},
+        # u1: a tier clock due 06-12 with a 1-day lead: on track; a closed day counts nothing
+        {"district_id": "d1", "unit_id": "u1", "clock": "tier", "warn_days": 1,
+         "due": {"20250612": 1, "20250605": 0}, "completed": 1},
+        {"district_id": "d1", "unit_id": "u2", "clock": "handling", "warn_days": 3,
+         "due": {"20250701": 1}},
+        {"district_id": "d1", "unit_id": "u3", "clock": "handling", "warn_days": 3,
+         "due": {"20250608": 2}, "orders": 2},
+        {"district_id": "d2", "unit_id": "u9", "clock": "handling", "warn_days": 3,
+         "due": {"20250701": 1}},
+    ]  # fmt: skip
+    out = unit_rollup(docs, today, max_units=2)
+    assert set(out) == {("d1", "u1"), ("d1", "u2"), ("d1", OTHER_UNITS), ("d2", "u9")}
+    u1 = out[("d1", "u1")]
+    assert u1.sla == {SlaState.OVERDUE: 1, SlaState.DUE_SOON: 2, SlaState.ON_TRACK: 1}
+    assert u1.oldest_overdue_days == 9
+    assert (u1.completed, u1.completed_on_time, u1.breached, u1.orders) == (5, 3, 1, 1)
+    other = out[("d1", OTHER_UNITS)]  # u3, past the bound
+    assert other.sla[SlaState.OVERDUE] == 2 and other.orders == 2
+    assert out[("d2", "u9")].sla[SlaState.ON_TRACK] == 1

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
+    # per-unit series per district at most (the rest add up as unit="_other")
+    metrics_max_units: int = Field(default=300, ge=1)
     # how often supervision looks for clocks that fall due
     scan_seconds: float = Field(default=5.0, gt=0)
 

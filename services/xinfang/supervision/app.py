@@ -63,6 +63,7 @@ from xinfang.supervision.clocks import (
     oldest_overdue_days,
     schedule,
     tally_sla,
+    unit_rollup,
 )
 from xinfang.supervision.tallies import TALLY_FIELDS, month_of, tally_deltas, tally_doc_id
 from xinfang.supervision.v1 import supervision_pb2 as pb
@@ -112,6 +113,7 @@ class Supervision:
             return "duplicate"  # the same event published twice: counted once already
         by_kind: dict[int, Applied] = {}
         stats: dict[str, dict[str, int]] = {}
+        unit_stats: dict[tuple[str, str], dict[str, int]] = {}  # (clock, unit) -> deltas
         ops = clock_ops(event)
         for kind in dict.fromkeys(op.kind for op in ops):
             doc_id = clock_doc_id(event.case_id, kind)
@@ -126,6 +128,10 @@ class Supervision:
             acc = stats.setdefault(label, {})
             for k, n in res.stats.items():
                 acc[k] = acc.get(k, 0) + n
+            for unit, deltas in res.unit_stats.items():
+                uacc = unit_stats.setdefault((label, unit), {})
+                for k, n in deltas.items():
+                    uacc[k] = uacc.get(k, 0) + n
             if res.duration_days is not None:
                 STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
         k = event.WhichOneof("payload") or ""
@@ -135,20 +141,22 @@ class Supervision:
             "supervision_order_issued": "orders",
         }.get(k)
         if counted:
-            acc = stats.setdefault(clock_label(getattr(event, k).clock), {})
+            payload = getattr(event, k)
+            acc = stats.setdefault(clock_label(payload.clock), {})
             acc[counted] = acc.get(counted, 0) + 1
-        for label, deltas in stats.items():
+            if payload.unit_id:
+                uacc = unit_stats.setdefault((clock_label(payload.clock), payload.unit_id), {})
+                uacc[counted] = uacc.get(counted, 0) + 1
+        tallies = [((label, ""), d) for label, d in stats.items()] + list(unit_stats.items())
+        for (label, unit), deltas in tallies:
             inc = {f: n for f, n in deltas.items() if n}
             if not inc:
                 continue
             warn = district.limit(_stats_limit(ev.ClockKind.Value(f"CLOCK_KIND_{label.upper()}")))
-            await inc_once(
-                self.stats,
-                f"{event.district_id}:{label}",
-                pos,
-                inc,
-                {"district_id": event.district_id, "clock": label, "warn_days": warn.warn_days},
-            )
+            doc = {"district_id": event.district_id, "clock": label, "warn_days": warn.warn_days}
+            if unit:
+                doc["unit_id"] = unit
+            await inc_once(self.stats, stats_doc_id(event.district_id, label, unit), pos, inc, doc)
         month = month_of(event)
         for kind_name, subject, inc in tally_deltas(
             event,
@@ -320,7 +328,7 @@ class Supervision:
                 fields.update(open=False, expired=True, closed_at=c["due_at"])
                 await upsert_by_id(
                     self.stats,
-                    f"{c['district_id']}:{clock_label(kind)}",
+                    stats_doc_id(c["district_id"], clock_label(kind)),
                     {"$inc": {"open": -1, f"due.{c['due_day']}": -1, "expired": 1}},
                 )
         if not fields:
@@ -373,11 +381,12 @@ class Supervision:
                       "estimated": dl.estimated, "warned": False, "breached": False}},
         )  # fmt: skip
         if not c.get("paused"):
-            await upsert_by_id(
-                self.stats,
-                f"{district.district_id}:{clock_label(c['kind'])}",
-                {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}},
-            )
+            moved = {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}}
+            label = clock_label(c["kind"])
+            await upsert_by_id(self.stats, stats_doc_id(district.district_id, label), moved)
+            if c.get("duty") and c.get("unit_id"):
+                unit_doc = stats_doc_id(district.district_id, label, c["unit_id"])
+                await upsert_by_id(self.stats, unit_doc, moved)
         await self._index("due", new_day, clock_id)
         await self._index("warn", day_key(warn), clock_id)
         return new_day
@@ -478,6 +487,11 @@ def _day(key: str) -> date:
     return datetime.strptime(key, "%Y%m%d").date()
 
 
+def stats_doc_id(district_id: str, clock: str, unit_id: str = "") -> str:
+    """The tally document of a district's clocks of one kind, or of one unit's."""
+    return f"{district_id}:{clock}:{unit_id}" if unit_id else f"{district_id}:{clock}"
+
+
 def _stats_limit(kind: int) -> str:
     return limit_name(kind, ev.TIER_TOWNSHIP) if kind == ev.CLOCK_KIND_TIER else limit_name(kind)
 
@@ -502,12 +516,17 @@ class ClockMetrics(Collector):
     ``max``). Labels: district, clock, sla_state: bounded by configuration.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_units: int) -> None:
         self.stats: list[dict[str, Any]] = []
+        self.unit_stats: list[dict[str, Any]] = []
+        self.max_units = max_units
 
     async def refresh(self, sup: Supervision) -> None:
-        # one document per district and clock kind: small, read whole
-        self.stats = await sup.stats.find({}, {"_wm": 0}).to_list(None)
+        # one document per district and clock kind, and per unit and duty
+        # clock kind: small, read whole
+        docs = await sup.stats.find({}, {"_wm": 0}).to_list(None)
+        self.stats = [d for d in docs if not d.get("unit_id")]
+        self.unit_stats = [d for d in docs if d.get("unit_id")]
 
     def collect(self) -> Iterable[Metric]:
         today = datetime.now(SHANGHAI).strftime("%Y%m%d")
@@ -560,6 +579,41 @@ class ClockMetrics(Collector):
         for district_id, n in orders_by_district.items():
             orders.add_metric([district_id], n)
         yield from (open_, overdue, oldest, *totals.values(), *counters.values(), orders)
+        yield from self._per_unit(today)
+
+    def _per_unit(self, today: str) -> Iterable[Metric]:
+        """The same figures per unit, over its duty clocks of every kind."""
+        lu = ["district", "unit"]
+        open_ = GaugeMetricFamily(
+            "xinfang_unit_clocks_open", "A unit's open duty clocks by SLA state",
+            labels=[*lu, "sla_state"],
+        )  # fmt: skip
+        oldest = GaugeMetricFamily(
+            "xinfang_unit_clocks_oldest_overdue_days",
+            "Days since the unit's oldest open overdue duty clock fell due", labels=lu,
+        )  # fmt: skip
+        fams = {
+            f: cls(name, doc, labels=lu)
+            for f, cls, name, doc in (
+                ("completed", GaugeMetricFamily, "xinfang_unit_clocks_completed",
+                 "A unit's duty clocks stopped (all time)"),
+                ("completed_on_time", GaugeMetricFamily, "xinfang_unit_clocks_completed_on_time",
+                 "A unit's duty clocks stopped before they fell due (all time)"),
+                ("breached", CounterMetricFamily, "xinfang_unit_deadline_breaches",
+                 "A unit's deadlines breached"),
+                ("orders", CounterMetricFamily, "xinfang_unit_supervision_orders",
+                 "Supervision orders (督办) issued to a unit"),
+            )
+        }  # fmt: skip
+        for (district_id, unit), f in sorted(
+            unit_rollup(self.unit_stats, today, self.max_units).items()
+        ):
+            for state in SlaState:
+                open_.add_metric([district_id, unit, state.value], f.sla[state])
+            oldest.add_metric([district_id, unit], f.oldest_overdue_days)
+            for field, fam in fams.items():
+                fam.add_metric([district_id, unit], float(getattr(f, field)))
+        yield from (open_, oldest, *fams.values())
 
 
 class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
@@ -617,7 +671,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         SupervisionServicer(sup),
         pb.DESCRIPTOR.services_by_name["SupervisionService"].full_name,
     )
-    metrics = ClockMetrics()
+    metrics = ClockMetrics(rt.settings.metrics_max_units)
     REGISTRY.register(metrics)
     every = rt.settings.metrics_refresh_seconds
     rt.spawn(_every(every, "metrics refresh", lambda: metrics.refresh(sup)), "clock-metrics")

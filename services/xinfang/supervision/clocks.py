@@ -15,7 +15,7 @@ days are the calendar days it touched, first and last included.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,6 +27,7 @@ from xinfang.core.districts import District
 
 __all__ = [
     "DUTY",
+    "OTHER_UNITS",
     "ClockOp",
     "SlaState",
     "apply_ops",
@@ -38,6 +39,7 @@ __all__ = [
     "oldest_overdue_days",
     "schedule",
     "tally_sla",
+    "unit_rollup",
 ]
 
 
@@ -201,6 +203,9 @@ class Applied:
 
     doc: dict[str, Any]
     stats: dict[str, int]  # increments of the district x clock tallies
+    # the same increments for the unit a duty clock runs against, by unit id
+    # (a window, or a clock before routing, belongs to no unit)
+    unit_stats: dict[str, dict[str, int]]
     indexed: list[tuple[str, str]]  # (bucket kind "warn"/"due", day) to index the clock under
     closed_late_days: int = 0  # for a clock stopped late: how late, in days
     duration_days: float | None = None  # for a stopped clock: how long it ran
@@ -217,12 +222,17 @@ def apply_ops(
     """Fold a clock document through ops. Pure: the caller reads and writes."""
     d: dict[str, Any] = {k: v for k, v in (doc or {}).items() if not k.startswith("_")}
     stats: dict[str, int] = {}
+    unit_stats: dict[str, dict[str, int]] = {}
     indexed: list[tuple[str, str]] = []
     late_days = 0
     duration: float | None = None
 
     def bump(key: str, n: int) -> None:
         stats[key] = stats.get(key, 0) + n
+        unit = d.get("unit_id") or ""
+        if unit and d.get("duty"):  # read at the time: a restart moves it
+            per = unit_stats.setdefault(unit, {})
+            per[key] = per.get(key, 0) + n
 
     def index() -> None:
         indexed.append(("due", d["due_day"]))
@@ -292,7 +302,10 @@ def apply_ops(
             d["paused"] = False
             d.pop("paused_at", None)
             reschedule()
-    return Applied(d, stats, indexed, late_days, duration)
+    return Applied(
+        d, stats, {u: v for u, v in unit_stats.items() if any(v.values())}, indexed,
+        late_days, duration,
+    )  # fmt: skip
 
 
 # ---- SLA tallies for metrics --------------------------------------------------
@@ -320,3 +333,47 @@ def oldest_overdue_days(due: dict[str, int], today: str) -> int:
     if not days:
         return 0
     return (datetime.strptime(today, "%Y%m%d") - datetime.strptime(min(days), "%Y%m%d")).days
+
+
+OTHER_UNITS = "_other"
+
+
+@dataclass
+class UnitFigures:
+    """A unit's duty clocks in one district, over every clock kind."""
+
+    sla: dict[SlaState, int]
+    oldest_overdue_days: int = 0
+    completed: int = 0
+    completed_on_time: int = 0
+    breached: int = 0
+    orders: int = 0
+
+
+def unit_rollup(
+    docs: Sequence[Mapping[str, Any]], today: str, max_units: int
+) -> dict[tuple[str, str], UnitFigures]:
+    """Per-unit figures from the (district, clock, unit) tally documents.
+
+    Bounded: a district's units are its directory's, and past ``max_units``
+    of them (by id, so a unit keeps its series) the rest add up under
+    ``_other``. Each clock kind keeps its own warning lead for "due soon".
+    """
+    by_district: dict[str, set[str]] = {}
+    for doc in docs:
+        by_district.setdefault(str(doc["district_id"]), set()).add(str(doc["unit_id"]))
+    named = {d: set(sorted(units)[:max_units]) for d, units in by_district.items()}
+    out: dict[tuple[str, str], UnitFigures] = {}
+    for doc in docs:
+        district, unit = str(doc["district_id"]), str(doc["unit_id"])
+        key = (district, unit if unit in named[district] else OTHER_UNITS)
+        f = out.setdefault(key, UnitFigures(dict.fromkeys(SlaState, 0)))
+        due = doc.get("due", {})
+        for state, n in tally_sla(due, today, int(doc.get("warn_days", 3))).items():
+            f.sla[state] += n
+        f.oldest_overdue_days = max(f.oldest_overdue_days, oldest_overdue_days(due, today))
+        f.completed += int(doc.get("completed", 0))
+        f.completed_on_time += int(doc.get("completed_on_time", 0))
+        f.breached += int(doc.get("breached", 0))
+        f.orders += int(doc.get("orders", 0))
+    return out
