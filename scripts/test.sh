@@ -20,7 +20,7 @@ py="$XINFANG_VENV/bin"
 log "lint and types"
 "$py/ruff" check "$root"
 "$py/ruff" format --check "$root"
-(cd "$root" && "$py/mypy")
+(cd "$root" && "$py/mypy" && "$py/mypy" tests scripts/*.py)
 "$root/scripts/gen_protos.sh" --check
 (cd "$root/scripts/ferretdb" && go vet ./...)
 (promtool check rules "$root"/deploy/prometheus/rules/*.yml && promtool test rules "$root"/deploy/prometheus/tests/*.yml)

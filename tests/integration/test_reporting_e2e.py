@@ -4,6 +4,7 @@ boundaries, comparisons, search, timelines, and rebuild-by-replay."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections import Counter
@@ -12,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pymongo import AsyncMongoClient
 
 from xinfang.assignment.v1 import assignment_pb2 as apb
@@ -45,7 +47,7 @@ CHANNEL = {
 OFFICE = ev.Actor(user_id="office-1", role="office")
 
 
-def local(ts: Any) -> datetime:
+def local(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC).astimezone(SHANGHAI)
 
 
@@ -210,7 +212,7 @@ async def test_rebuild_from_the_log_equals_the_live_figures(
 
     async def settled() -> bool:
         now = await live.figures(did, str(YEAR))
-        same, last[0] = now == last[0], now
+        same, last[0] = bool(now == last[0]), now
         if not same:
             await asyncio.sleep(3)
         return same
@@ -280,7 +282,7 @@ async def test_suggestions_made_and_adopted_are_counted_once(
             raise
 
     for sid in ids[:2]:
-        await eventually(lambda sid=sid: adopt(sid), bool)
+        await eventually(functools.partial(adopt, sid), bool)
     report = await eventually(
         lambda: period_report(reporting_channel, did, str(YEAR)),
         lambda r: r.current.suggestions_adopted == 2,

@@ -52,7 +52,7 @@ def test_an_expired_token_is_refused() -> None:
 def test_unsigned_and_unknown_role_tokens_are_refused() -> None:
     none_alg = jwt.encode(
         {"sub": "li", "role": "office", "aud": "xinfang", "exp": int(time.time()) + 60},
-        key=None,
+        key="",
         algorithm="none",
     )
     with pytest.raises(Unauthenticated):

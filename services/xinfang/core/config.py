@@ -11,7 +11,7 @@ import tempfile
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -65,30 +65,23 @@ class Settings(BaseSettings):
     # how often supervision looks for clocks that fall due
     scan_seconds: float = Field(default=5.0, gt=0)
 
-    @field_validator("identity_key")
+    @field_validator("identity_key", "auth_key")
     @classmethod
-    def _key_is_32_bytes(cls, v: str | None) -> str | None:
+    def _key_is_base64(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Keys are checked at start, so a bad one stops the service at once.
+        The identity key is exactly 32 bytes (AES-256); the auth key at least
+        32 (HMAC-SHA256 wants no less)."""
         if v is None:
             return v
+        var = f"XINFANG_{str(info.field_name).upper()}"
         try:
             raw = base64.b64decode(v, validate=True)
         except ValueError as e:
-            raise ValueError("XINFANG_IDENTITY_KEY must be base64") from e
-        if len(raw) != 32:
-            raise ValueError("XINFANG_IDENTITY_KEY must decode to 32 bytes")
-        return v
-
-    @field_validator("auth_key")
-    @classmethod
-    def _auth_key_is_long_enough(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            raw = base64.b64decode(v, validate=True)
-        except ValueError as e:
-            raise ValueError("XINFANG_AUTH_KEY must be base64") from e
+            raise ValueError(f"{var} must be base64") from e
+        if info.field_name == "identity_key" and len(raw) != 32:
+            raise ValueError(f"{var} must decode to 32 bytes")
         if len(raw) < 32:
-            raise ValueError("XINFANG_AUTH_KEY must decode to at least 32 bytes")
+            raise ValueError(f"{var} must decode to at least 32 bytes")
         return v
 
     @cached_property
