@@ -4,6 +4,7 @@ events through Kafka, state in FerretDB."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -14,6 +15,10 @@ from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
+from xinfang.reporting.v1 import reporting_pb2 as rpb
+from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
+from xinfang.supervision.v1 import supervision_pb2 as spb
+from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
 from .conftest import eventually
 from .test_pipeline import petition
@@ -135,6 +140,75 @@ async def test_misrouted_case_is_objected_and_rerouted(
     assert list(after.objected_units) == [first.unit_id]
     assert after.status == "routed" and after.unit_id not in ("", first.unit_id)
     assert await case.timeline() == ["registered", "routed", "remit_objected", "routed"]
+
+
+async def test_units_disputing_a_case_get_a_unit_designated(
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+    supervision_channel: grpc.aio.Channel,
+    reporting_channel: grpc.aio.Channel,
+) -> None:
+    case = await register(
+        district, intake_channel, assignment_channel, seed=4, category="real_estate"
+    )
+    first = (await case.view()).unit_id
+    second = (
+        await case.stub.ObjectRemit(
+            apb.ObjectRemitRequest(ctx=case.ctx(unit_actor(first)), reason="not ours")
+        )
+    ).unit_id
+    disputed = await case.stub.ObjectRemit(
+        apb.ObjectRemitRequest(ctx=case.ctx(unit_actor(second)), reason="nor ours")
+    )
+    assert disputed.status == "disputed" and list(disputed.objected_units) == [first, second]
+    # a unit cannot settle it; the common superior (a district leader here) does
+    detail = await refused(
+        case.stub.DesignateUnit(
+            apb.DesignateUnitRequest(ctx=case.ctx(unit_actor(second)), unit_id=first, reason="x")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    assert "Art. 24" in detail
+    leader = ev.Actor(user_id="deputy-head", role="leader")
+    routed = await case.stub.DesignateUnit(
+        apb.DesignateUnitRequest(
+            ctx=case.ctx(leader), unit_id=second, reason="the matter is in its remit"
+        )
+    )
+    assert (routed.status, routed.unit_id, routed.designated) == ("routed", second, True)
+    detail = await refused(
+        case.stub.ObjectRemit(
+            apb.ObjectRemitRequest(ctx=case.ctx(unit_actor(second)), reason="still not ours")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert "Art. 24" in detail
+    await case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=case.ctx(unit_actor(second))))
+    assert await case.timeline() == [
+        "registered", "routed", "remit_objected", "routed", "remit_objected",
+        "remit_disputed", "routed", "accepted",
+    ]  # fmt: skip
+    # supervision: the designation ended the new register-and-route clock and
+    # opened no objection window; reporting counted one dispute
+    did = district["district_id"]
+    clocks = await eventually(
+        lambda: sgrpc.SupervisionServiceStub(supervision_channel).GetCaseClocks(
+            spb.GetCaseClocksRequest(district_id=did, case_id=case.case_id)
+        ),
+        lambda c: any(k.kind == ev.CLOCK_KIND_HANDLING for k in c.clocks),
+    )
+    by_kind = {k.kind: k for k in clocks.clocks}
+    assert not by_kind[ev.CLOCK_KIND_REGISTER_AND_ROUTE].open
+    assert not by_kind[ev.CLOCK_KIND_REMIT_OBJECTION].open
+    year = str(datetime.now(UTC).year)
+    report = await eventually(
+        lambda: rgrpc.ReportingServiceStub(reporting_channel).GetPeriodReport(
+            rpb.GetPeriodReportRequest(district_id=did, period=year)
+        ),
+        lambda r: r.current.accepted == 1,
+    )
+    assert report.current.unit_disputes == 1
 
 
 async def test_extension_once_then_reply_review_rereview_and_finality(

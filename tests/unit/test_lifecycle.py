@@ -489,25 +489,49 @@ def test_objection_in_time_reroutes_by_the_table_without_the_objector() -> None:
     assert after.version == s.version + 2
 
 
-def test_each_objection_excludes_every_objector_so_far() -> None:
+def test_a_second_objection_is_a_dispute_the_common_superior_decides() -> None:
     s = routed()
     s = step(s, lc.ObjectRemit("not ours"), unit(TOWN_UNIT, sh(2025, 3, 6)))
-    assert s.unit_id == DEPT
-    s = step(s, lc.ObjectRemit("nor ours"), unit(DEPT, sh(2025, 3, 7)))
-    assert (s.status, s.unit_id, s.rule_id) == (Status.ROUTED, OFFICE_UNIT, "r-default")
-    assert s.decision == ev.ROUTING_DECISION_FORWARD
+    assert (s.status, s.unit_id) == (Status.ROUTED, DEPT)
+    # the department refuses it too: the two units dispute it (Art. 24)
+    payloads = lc.decide(s, lc.ObjectRemit("nor ours"), unit(DEPT, sh(2025, 3, 7)))
+    assert kinds(payloads) == ["remit_objected", "remit_disputed"]
+    assert list(payloads[1].unit_ids) == [TOWN_UNIT, DEPT]  # type: ignore[attr-defined]
+    s = fold(s, payloads, sh(2025, 3, 7))
+    assert (s.status, s.unit_id) == (Status.DISPUTED, "")
     assert s.objected_units == (TOWN_UNIT, DEPT)
-    # nothing in the table is left: the case waits, registered, for a manual decision
-    payloads = lc.decide(s, lc.ObjectRemit("not the office"), unit(OFFICE_UNIT, sh(2025, 3, 10)))
+    # nothing moves it but the designation
+    for cmd in (lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, "u-t02"), lc.AcceptCase()):
+        assert "disputed" in refused(s, cmd, ctx(sh(2025, 3, 8)))
+    with pytest.raises(PermissionDenied, match=r"^actor\.role"):
+        lc.decide(s, lc.DesignateUnit(DEPT, "its remit"), unit(DEPT, sh(2025, 3, 8)))
+    assert invalid(s, lc.DesignateUnit("u-nowhere", "x"), ctx(sh(2025, 3, 8))) == "unit_id"
+    assert invalid(s, lc.DesignateUnit(DEPT, " "), ctx(sh(2025, 3, 8))) == "reason"
+    # a district leader speaks for the superior and may name one of the disputants
+    leader = ctx(sh(2025, 3, 9), "leader")
+    s = step(s, lc.DesignateUnit(DEPT, "property services are the department's remit"), leader)
+    assert (s.status, s.unit_id, s.designated) == (Status.ROUTED, DEPT, True)
+    assert s.decision == ev.ROUTING_DECISION_FORWARD
+    message = refused(s, lc.ObjectRemit("still not ours"), unit(DEPT, sh(2025, 3, 10)))
+    assert "Art. 24" in message
+    s = step(s, lc.AcceptCase(), unit(DEPT, sh(2025, 3, 10)))
+    assert s.status is Status.ACCEPTED
+    refused(s, lc.DesignateUnit(TOWN_UNIT, "again"), ctx(sh(2025, 3, 11)))
+
+
+def test_an_objection_with_no_unit_left_waits_for_the_office() -> None:
+    table_without_other_rows = routed()
+    only = tuple(r for r in DISTRICT.routing if r.unit_id == TOWN_UNIT)
+    c = replace(unit(TOWN_UNIT, sh(2025, 3, 6)), district=replace(DISTRICT, routing=only))
+    payloads = lc.decide(table_without_other_rows, lc.ObjectRemit("not ours"), c)
     assert kinds(payloads) == ["remit_objected"]
-    s = fold(s, payloads, sh(2025, 3, 10))
-    assert s.status is Status.REGISTERED
-    assert s.objected_units == (TOWN_UNIT, DEPT, OFFICE_UNIT)
-    refused(s, lc.SendNotice(), ctx(sh(2025, 3, 10)))
-    for objector in s.objected_units:
-        cmd = lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, objector)
-        assert invalid(s, cmd, ctx(sh(2025, 3, 10))) == "unit_id"
-    s = step(s, lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, "u-t02"), ctx(sh(2025, 3, 10)))
+    s = fold(table_without_other_rows, payloads, sh(2025, 3, 6))
+    assert (s.status, s.objected_units) == (Status.REGISTERED, (TOWN_UNIT,))
+    refused(s, lc.SendNotice(), ctx(sh(2025, 3, 6)))
+    assert invalid(s, lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, TOWN_UNIT), ctx(sh(2025, 3, 6))) == (
+        "unit_id"
+    )
+    s = step(s, lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, "u-t02"), ctx(sh(2025, 3, 6)))
     assert (s.status, s.unit_id) == (Status.ROUTED, "u-t02")
 
 

@@ -86,9 +86,11 @@ ALLOWED: dict[str, frozenset[Status]] = {
     "SendNotice": NOT_FINAL,
     "AcceptCase": frozenset({Status.ROUTED}),
     "ObjectRemit": frozenset({Status.ROUTED}),
+    "DesignateUnit": frozenset({Status.DISPUTED}),
     "Escalate": frozenset({Status.ACCEPTED}),
     "AssignLeader": frozenset({Status.ACCEPTED}),
-    "RecordVisitOut": NOT_FINAL - {Status.REGISTERED, Status.DECLINED, Status.OUT_OF_SYSTEM},
+    "RecordVisitOut": NOT_FINAL
+    - {Status.REGISTERED, Status.DECLINED, Status.OUT_OF_SYSTEM, Status.DISPUTED},
     "ExtendHandling": frozenset({Status.ACCEPTED}),
     "Reply": frozenset({Status.ACCEPTED}),
     "RateSatisfaction": frozenset({Status.REPLIED, Status.REVIEWED}),
@@ -176,6 +178,7 @@ FINAL_PROBES: list[lc.Command] = [
     lc.SendNotice(),
     lc.AcceptCase(),
     lc.ObjectRemit("x"),
+    lc.DesignateUnit("u-t01", "x"),
     lc.Escalate("x"),
     lc.AssignLeader("l-d1"),
     lc.RecordVisitOut("l-d1", sh(2025, 1, 1)),
@@ -345,7 +348,7 @@ class Machine(RuleBasedStateMachine):
         limit = ""
         if isinstance(cmd, lc.ObjectRemit) and s.status is Status.ROUTED:
             foreign = c.role not in ("office", "system") and c.unit_id != s.unit_id
-            if foreign or not cmd.reason.strip():
+            if foreign or not cmd.reason.strip() or s.designated:
                 return
             start, limit = s.routed_at, "remit_objection"
         elif isinstance(cmd, lc.RequestReview) and not cmd.rereview and s.status is Status.REPLIED:
@@ -410,6 +413,11 @@ class Machine(RuleBasedStateMachine):
                 assert leader.level == "district"
         if kind == "remit_objected":
             assert s.objected_units[-1] == prev.unit_id
+        if kind == "remit_disputed":  # only a second unit's objection makes a dispute
+            assert s.status is Status.DISPUTED and len(s.objected_units) >= 2
+            assert list(payload.unit_ids) == list(s.objected_units)  # type: ignore[attr-defined]
+        if isinstance(payload, ev.CaseRouted) and payload.designated:
+            assert prev.status is Status.DISPUTED and s.status is Status.ROUTED
         if kind == "backflow_reopened":
             assert s.backflow_count == prev.backflow_count + 1
             assert s.extension_days == 0
@@ -439,8 +447,25 @@ class Machine(RuleBasedStateMachine):
         s = self.state
         assert s.objected_units[: len(self.objected)] == self.objected
         self.objected = s.objected_units
-        if s.status is Status.ROUTED:
+        if s.status is Status.ROUTED and not s.designated:
             assert s.unit_id not in s.objected_units
+        if s.status is Status.DISPUTED:
+            assert len(s.objected_units) >= 2 and s.unit_id == ""
+
+    @invariant()
+    def a_designated_unit_may_not_object(self) -> None:
+        s = self.state
+        if s.status is not Status.ROUTED or not s.designated:
+            return
+        for role in ("unit", "office"):
+            try:
+                lc.decide(
+                    s, lc.ObjectRemit("not ours"), Ctx(self.district, self.now, role, s.unit_id)
+                )
+            except FailedPrecondition as e:
+                assert "Art. 24" in e.message
+            else:
+                raise AssertionError("a designated unit objected")
 
     @invariant()
     def packaged_tiers_have_a_leader(self) -> None:
@@ -502,6 +527,7 @@ class Machine(RuleBasedStateMachine):
         self.extension_is_zero_or_one_to_thirty_days()
         self.backflow_count_never_decreases()
         self.objected_units_only_grow()
+        self.a_designated_unit_may_not_object()
         self.packaged_tiers_have_a_leader()
         self.status_fields_agree()
 
@@ -530,6 +556,10 @@ class Machine(RuleBasedStateMachine):
     @rule(reason=REASONS, role=ROLES, own=st.booleans(), other=UNITS)
     def object_remit(self, reason: str, role: str, own: bool, other: str) -> None:
         self._run(lc.ObjectRemit(reason), self._ctx(role, own, other))
+
+    @rule(unit_id=UNITS, reason=REASONS, role=ROLES)
+    def designate_unit(self, unit_id: str, reason: str, role: str) -> None:
+        self._run(lc.DesignateUnit(unit_id, reason), self._ctx(role, False, ""))
 
     @rule(reason=REASONS, on_breach=st.booleans(), role=ROLES, own=st.booleans(), other=UNITS)
     def escalate(self, reason: str, on_breach: bool, role: str, own: bool, other: str) -> None:
@@ -594,7 +624,8 @@ class Machine(RuleBasedStateMachine):
             if cmd is None:
                 return
             self.now += timedelta(hours=3)
-            self._run(cmd, self._ctx("unit", True, ""))
+            role = "leader" if isinstance(cmd, lc.DesignateUnit) else "unit"
+            self._run(cmd, self._ctx(role, True, ""))
 
     def _next(self, choice: int) -> lc.Command | None:
         s = self.state
@@ -622,6 +653,8 @@ class Machine(RuleBasedStateMachine):
                 if choice == 2:
                     return lc.ReopenBackflow("came back")
                 return lc.RequestReview(rereview=s.status is Status.REVIEWED)
+            case Status.DISPUTED:
+                return lc.DesignateUnit(s.objected_units[choice % len(s.objected_units)], "remit")
             case Status.REVIEW_REQUESTED:
                 return lc.DecideReview(upheld=choice % 2 == 0)
             case Status.REREVIEW_REQUESTED:

@@ -250,6 +250,7 @@ def to_view(s: lc.CaseState) -> pb.CaseView:
         rating=s.rating,  # type: ignore[arg-type]
         backflow_count=s.backflow_count,
         objected_units=list(s.objected_units),
+        designated=s.designated,
         received_at=_ts(s.received_at),
         routed_at=_ts(s.routed_at),
         accepted_at=_ts(s.accepted_at),
@@ -320,6 +321,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         self, request: pb.ObjectRemitRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
         return await self._run(request.ctx, lc.ObjectRemit(request.reason))
+
+    @rpc(SERVICE)
+    async def DesignateUnit(
+        self, request: pb.DesignateUnitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CaseView:
+        return await self._run(request.ctx, lc.DesignateUnit(request.unit_id, request.reason))
 
     @rpc(SERVICE)
     async def Escalate(

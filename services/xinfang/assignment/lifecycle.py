@@ -17,6 +17,11 @@ Statuses::
 
 A routing decision out of the system (courts or arbitration, discipline
 inspection) ends in ``out_of_system``. Nothing is done on a final case.
+
+An objection sends the case to the next competent unit. When a second unit
+objects to the same matter the units are in dispute: the case is
+``disputed`` until their common superior designates the unit (Art. 24),
+which may not object again.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "Command",
     "Ctx",
     "DecideReview",
+    "DesignateUnit",
     "EndHearing",
     "Escalate",
     "ExtendHandling",
@@ -79,6 +85,7 @@ class Status(StrEnum):
     FINAL = "final"
     DECLINED = "declined"
     OUT_OF_SYSTEM = "out_of_system"
+    DISPUTED = "disputed"
 
 
 # The 民事直说 ladder, bottom to top.
@@ -90,6 +97,8 @@ LADDER: tuple[int, ...] = (
     ev.TIER_DISTRICT_LEADER_PACKAGE,
 )
 OFFICE_ROLES = frozenset({"office", "system"})  # the petition office, and the platform itself
+# who speaks for the units' common superior, the district (Art. 24)
+SUPERIOR_ROLES = frozenset({"office", "leader"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class CaseState:
     routed_at: datetime | None = None
     notice_sent: bool = False
     objected_units: tuple[str, ...] = ()
+    designated: bool = False  # the unit was designated by the common superior (Art. 24)
     accepted_at: datetime | None = None
     tier: int = ev.TIER_UNSPECIFIED
     leader_id: str = ""
@@ -151,6 +161,12 @@ class AcceptCase:
 
 @dataclass(frozen=True)
 class ObjectRemit:
+    reason: str
+
+
+@dataclass(frozen=True)
+class DesignateUnit:
+    unit_id: str
     reason: str
 
 
@@ -219,6 +235,7 @@ Command = (
     | SendNotice
     | AcceptCase
     | ObjectRemit
+    | DesignateUnit
     | Escalate
     | AssignLeader
     | RecordVisitOut
@@ -325,6 +342,12 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
         case ObjectRemit():
             _need(state, (Status.ROUTED,), "only a routed, not yet accepted case is objected to")
             _as_unit(state, ctx)
+            if state.designated:
+                raise _refuse(
+                    state,
+                    f"unit {state.unit_id} was designated by the common superior (Art. 24) "
+                    "and handles the matter",
+                )
             if not cmd.reason.strip():
                 raise InvalidArgument("reason", "an objection states why the matter is not ours")
             ok, due = _window_open(state.routed_at, "remit_objection", ctx)
@@ -335,6 +358,9 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
                 )
             out: list[Message] = [ev.RemitObjected(unit_id=state.unit_id, reason=cmd.reason)]
             excluded = (*state.objected_units, state.unit_id)
+            if state.objected_units:  # a second unit refuses it: a dispute (Art. 24)
+                out.append(ev.RemitDisputed(unit_ids=list(excluded)))
+                return out
             rows = [r for r in ctx.district.routing if r.unit_id not in excluded]
             row = route(rows, state.category, state.township_id)
             if row is not None:
@@ -348,6 +374,26 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
                     )
                 )
             return out
+        case DesignateUnit():
+            _need(state, (Status.DISPUTED,), "a unit is designated when units dispute a case")
+            if ctx.role not in SUPERIOR_ROLES:
+                raise PermissionDenied(
+                    "actor.role: the units' common superior designates the unit (Art. 24): "
+                    f"{', '.join(sorted(SUPERIOR_ROLES))}"
+                )
+            if cmd.unit_id not in ctx.district.units:
+                raise InvalidArgument("unit_id", f"unknown unit {cmd.unit_id!r}")
+            if not cmd.reason.strip():
+                raise InvalidArgument("reason", "say why this unit is competent")
+            return [
+                ev.CaseRouted(
+                    decision=ev.ROUTING_DECISION_FORWARD,
+                    unit_id=cmd.unit_id,
+                    reason=f"designated by the common superior (Art. 24): {cmd.reason.strip()}",
+                    rules_version=ctx.district.version,
+                    designated=True,
+                )
+            ]
         case Escalate():
             _need(state, (Status.ACCEPTED,), "only a case in handling is escalated")
             return _escalate(state, cmd, ctx)
@@ -366,7 +412,12 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
                 )
             ]
         case RecordVisitOut():
-            if state.status in (Status.REGISTERED, Status.DECLINED, Status.OUT_OF_SYSTEM):
+            if state.status in (
+                Status.REGISTERED,
+                Status.DECLINED,
+                Status.OUT_OF_SYSTEM,
+                Status.DISPUTED,
+            ):
                 raise _refuse(state, "a visit out serves a case that is being handled")
             if cmd.leader_id not in ctx.district.leaders:
                 raise InvalidArgument("leader_id", f"unknown leader {cmd.leader_id!r}")
@@ -578,9 +629,12 @@ def apply(state: CaseState, event: ev.CaseEvent) -> CaseState:
                 rule_id=event.routed.rule_id,
                 rules_version=event.routed.rules_version,
                 routed_at=_when(event),
+                designated=event.routed.designated,
             )
         case "notice_sent":
             return replace(s, notice_sent=True)
+        case "remit_disputed":
+            return replace(s, status=Status.DISPUTED)
         case "remit_objected":
             return replace(
                 s,

@@ -33,6 +33,7 @@ class PeriodFigures:
     routed: int = 0
     by_decision: dict[str, int] = field(default_factory=dict)  # accept, forward, decline, out_*
     by_unit: dict[str, int] = field(default_factory=dict)  # unit id -> cases routed to it
+    unit_disputes: int = 0  # units disputed a case; their common superior decided (Art. 24)
     accepted: int = 0  # 受理
     replied: int = 0  # 办结 (written reply)
     resolved: int = 0  # 化解 (reported settled)

@@ -149,6 +149,8 @@ def contributions(event: ev.CaseEvent, case: Mapping[str, Any]) -> Contribution 
         return Contribution(at, {field: 1})
     if k == "backflow_reopened":
         return Contribution(at, {"backflow": 1}, backlog=1)
+    if k == "remit_disputed":
+        return Contribution(at, {"unit_disputes": 1})
     if k == "leader_package_assigned":
         reception = event.leader_package_assigned.rule == "reception_day"
         return Contribution(
@@ -181,6 +183,7 @@ _STATUS = {
     "registered": "registered",
     "accepted": "accepted",
     "remit_objected": "registered",
+    "remit_disputed": "disputed",
     "reply_issued": "replied",
     "finalized": "final",
     "backflow_reopened": "accepted",

@@ -95,6 +95,7 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "route_litigation": "、导入诉讼等法定途径{n}件",
         "route_discipline": "、转纪检监察机关{n}件",
+        "route_disputes": "因有关单位对职责存在争议，报请其共同上一级明确承办单位{n}件。",
         "p_done": (
             "全区共办结信访事项{replied}件，其中按期办结{on_time}件，"
             "按期办结率{on_time_rate}，同比{on_time_yoy}；化解{resolved}件，"
@@ -333,6 +334,10 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "route_litigation": ", {n} directed to litigation or other statutory channels",
         "route_discipline": ", {n} referred to the discipline inspection bodies",
+        "route_disputes": (
+            " In {n} cases the units disputed which of them was competent, and their "
+            "common superior designated the handling unit."
+        ),
         "p_done": (
             "{replied} cases were concluded, {on_time} of them on time (on-time rate "
             "{on_time_rate}; year on year: {on_time_yoy}); {resolved} were resolved "
@@ -839,7 +844,8 @@ class _Writer:
                 forward=self.n(c.by_decision.get("forward", 0)),
                 outs=outs,
                 decline=self.n(c.by_decision.get("decline", 0)),
-            ),
+            )
+            + (self.t("route_disputes", n=self.n(c.unit_disputes)) if c.unit_disputes else ""),
         )
 
         self.para("h2", self.t("h1_done"))

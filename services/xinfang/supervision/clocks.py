@@ -113,7 +113,11 @@ def clock_ops(event: ev.CaseEvent) -> list[ClockOp]:
             ]
         case "routed":
             ops = [ClockOp("stop", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at)]
-            if event.routed.decision in (ev.ROUTING_DECISION_ACCEPT, ev.ROUTING_DECISION_FORWARD):
+            to_unit = event.routed.decision in (
+                ev.ROUTING_DECISION_ACCEPT,
+                ev.ROUTING_DECISION_FORWARD,
+            )
+            if to_unit and not event.routed.designated:  # a designated unit may not object
                 ops.append(ClockOp("start", ev.CLOCK_KIND_REMIT_OBJECTION, at))
             return ops
         case "notice_sent":

@@ -334,6 +334,32 @@ class ObjectRemitRequest(_message.Message):
 Global___ObjectRemitRequest: _TypeAlias = ObjectRemitRequest  # noqa: Y015
 
 @_typing.final
+class DesignateUnitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CTX_FIELD_NUMBER: _builtins.int
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def ctx(self) -> Global___CommandContext: ...
+    def __init__(
+        self,
+        *,
+        ctx: Global___CommandContext | None = ...,
+        unit_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ctx", b"ctx"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ctx", b"ctx", "reason", b"reason", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DesignateUnitRequest: _TypeAlias = DesignateUnitRequest  # noqa: Y015
+
+@_typing.final
 class EscalateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -620,6 +646,7 @@ class CaseView(_message.Message):
     ACCEPTED_AT_FIELD_NUMBER: _builtins.int
     REPLIED_AT_FIELD_NUMBER: _builtins.int
     IN_HEARING_FIELD_NUMBER: _builtins.int
+    DESIGNATED_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     district_id: _builtins.str
     version: _builtins.int
@@ -634,6 +661,8 @@ class CaseView(_message.Message):
     rating: _events_pb2.Satisfaction.ValueType
     backflow_count: _builtins.int
     in_hearing: _builtins.bool
+    designated: _builtins.bool
+    """the unit was designated by the common superior (Art. 24)"""
     @_builtins.property
     def objected_units(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -666,10 +695,11 @@ class CaseView(_message.Message):
         accepted_at: _timestamp_pb2.Timestamp | None = ...,
         replied_at: _timestamp_pb2.Timestamp | None = ...,
         in_hearing: _builtins.bool = ...,
+        designated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "received_at", b"received_at", "replied_at", b"replied_at", "routed_at", b"routed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "backflow_count", b"backflow_count", "case_id", b"case_id", "decision", b"decision", "district_id", b"district_id", "extension_days", b"extension_days", "in_hearing", b"in_hearing", "leader_id", b"leader_id", "notice_sent", b"notice_sent", "objected_units", b"objected_units", "rating", b"rating", "received_at", b"received_at", "replied_at", b"replied_at", "resolved", b"resolved", "routed_at", b"routed_at", "status", b"status", "tier", b"tier", "unit_id", b"unit_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "backflow_count", b"backflow_count", "case_id", b"case_id", "decision", b"decision", "designated", b"designated", "district_id", b"district_id", "extension_days", b"extension_days", "in_hearing", b"in_hearing", "leader_id", b"leader_id", "notice_sent", b"notice_sent", "objected_units", b"objected_units", "rating", b"rating", "received_at", b"received_at", "replied_at", b"replied_at", "resolved", b"resolved", "routed_at", b"routed_at", "status", b"status", "tier", b"tier", "unit_id", b"unit_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -69,6 +69,11 @@ class AssignmentServiceStub:
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.SerializeToString,
                 response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
                 _registered_method=True)
+        self.DesignateUnit = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/DesignateUnit',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DesignateUnitRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+                _registered_method=True)
         self.Escalate = channel.unary_unary(
                 '/xinfang.assignment.v1.AssignmentService/Escalate',
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.EscalateRequest.SerializeToString,
@@ -179,6 +184,14 @@ class AssignmentServiceServicer:
 
     def ObjectRemit(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DesignateUnit(self, request, context):
+        """The units' common superior (the district, through its petition office or
+        a district leader) designates the competent unit of a disputed case (Art. 24).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -297,6 +310,11 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
             'ObjectRemit': grpc.unary_unary_rpc_method_handler(
                     servicer.ObjectRemit,
                     request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
+            ),
+            'DesignateUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DesignateUnit,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DesignateUnitRequest.FromString,
                     response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.SerializeToString,
             ),
             'Escalate': grpc.unary_unary_rpc_method_handler(
@@ -553,6 +571,33 @@ class AssignmentService:
             target,
             '/xinfang.assignment.v1.AssignmentService/ObjectRemit',
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ObjectRemitRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DesignateUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/DesignateUnit',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.DesignateUnitRequest.SerializeToString,
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.CaseView.FromString,
             options,
             channel_credentials,

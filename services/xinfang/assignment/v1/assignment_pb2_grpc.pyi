@@ -46,6 +46,10 @@ class AssignmentServiceStub:
     SendNotice: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.SendNoticeRequest, _assignment_pb2.CaseView]
     AcceptCase: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.AcceptCaseRequest, _assignment_pb2.CaseView]
     ObjectRemit: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.ObjectRemitRequest, _assignment_pb2.CaseView]
+    DesignateUnit: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.DesignateUnitRequest, _assignment_pb2.CaseView]
+    """The units' common superior (the district, through its petition office or
+    a district leader) designates the competent unit of a disputed case (Art. 24).
+    """
     Escalate: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.EscalateRequest, _assignment_pb2.CaseView]
     AssignLeaderPackage: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.AssignLeaderPackageRequest, _assignment_pb2.CaseView]
     RecordVisitOut: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.RecordVisitOutRequest, _assignment_pb2.CaseView]
@@ -72,6 +76,10 @@ class AssignmentServiceAsyncStub(AssignmentServiceStub):
     SendNotice: _aio.UnaryUnaryMultiCallable[_assignment_pb2.SendNoticeRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     AcceptCase: _aio.UnaryUnaryMultiCallable[_assignment_pb2.AcceptCaseRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     ObjectRemit: _aio.UnaryUnaryMultiCallable[_assignment_pb2.ObjectRemitRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
+    DesignateUnit: _aio.UnaryUnaryMultiCallable[_assignment_pb2.DesignateUnitRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
+    """The units' common superior (the district, through its petition office or
+    a district leader) designates the competent unit of a disputed case (Art. 24).
+    """
     Escalate: _aio.UnaryUnaryMultiCallable[_assignment_pb2.EscalateRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     AssignLeaderPackage: _aio.UnaryUnaryMultiCallable[_assignment_pb2.AssignLeaderPackageRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     RecordVisitOut: _aio.UnaryUnaryMultiCallable[_assignment_pb2.RecordVisitOutRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
@@ -137,6 +145,16 @@ class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assignment_pb2.ObjectRemitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assignment_pb2.CaseView, _abc.Awaitable[_assignment_pb2.CaseView]]: ...
+
+    @_abc_1.abstractmethod
+    def DesignateUnit(
+        self,
+        request: _assignment_pb2.DesignateUnitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assignment_pb2.CaseView, _abc.Awaitable[_assignment_pb2.CaseView]]:
+        """The units' common superior (the district, through its petition office or
+        a district leader) designates the competent unit of a disputed case (Art. 24).
+        """
 
     @_abc_1.abstractmethod
     def Escalate(

@@ -8,9 +8,11 @@ topic, so one partition sees a case's events in order. The petitioner is
 never named here: only `petitioner_ref`, a per-district keyed pseudonym.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -290,6 +292,7 @@ class CaseEvent(_message.Message):
     HEARING_ENDED_FIELD_NUMBER: _builtins.int
     SUGGESTION_MADE_FIELD_NUMBER: _builtins.int
     SUGGESTION_ADOPTED_FIELD_NUMBER: _builtins.int
+    REMIT_DISPUTED_FIELD_NUMBER: _builtins.int
     CLOCK_STARTED_FIELD_NUMBER: _builtins.int
     CLOCK_STOPPED_FIELD_NUMBER: _builtins.int
     DEADLINE_WARNED_FIELD_NUMBER: _builtins.int
@@ -350,6 +353,8 @@ class CaseEvent(_message.Message):
     @_builtins.property
     def suggestion_adopted(self) -> Global___SuggestionAdopted: ...
     @_builtins.property
+    def remit_disputed(self) -> Global___RemitDisputed: ...
+    @_builtins.property
     def clock_started(self) -> Global___ClockStarted: ...
     @_builtins.property
     def clock_stopped(self) -> Global___ClockStopped: ...
@@ -389,17 +394,18 @@ class CaseEvent(_message.Message):
         hearing_ended: Global___HearingEnded | None = ...,
         suggestion_made: Global___SuggestionMade | None = ...,
         suggestion_adopted: Global___SuggestionAdopted | None = ...,
+        remit_disputed: Global___RemitDisputed | None = ...,
         clock_started: Global___ClockStarted | None = ...,
         clock_stopped: Global___ClockStopped | None = ...,
         deadline_warned: Global___DeadlineWarned | None = ...,
         deadline_breached: Global___DeadlineBreached | None = ...,
         supervision_order_issued: Global___SupervisionOrderIssued | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "remit_disputed", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -492,12 +498,15 @@ class CaseRouted(_message.Message):
     RULE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     RULES_VERSION_FIELD_NUMBER: _builtins.int
+    DESIGNATED_FIELD_NUMBER: _builtins.int
     decision: Global___RoutingDecision.ValueType
     unit_id: _builtins.str
     rule_id: _builtins.str
     """the routing-table row that chose the unit"""
     reason: _builtins.str
     rules_version: _builtins.int
+    designated: _builtins.bool
+    """designated by the units' common superior (Art. 24): no objection"""
     def __init__(
         self,
         *,
@@ -506,10 +515,11 @@ class CaseRouted(_message.Message):
         rule_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         rules_version: _builtins.int = ...,
+        designated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "reason", b"reason", "rule_id", b"rule_id", "rules_version", b"rules_version", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "designated", b"designated", "reason", b"reason", "rule_id", b"rule_id", "rules_version", b"rules_version", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -584,6 +594,33 @@ class RemitObjected(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemitObjected: _TypeAlias = RemitObjected  # noqa: Y015
+
+@_typing.final
+class RemitDisputed(_message.Message):
+    """A second unit refuses the same matter: the units dispute who is competent,
+    and their common superior designates the unit (Art. 24). Follows the
+    second RemitObjected; the case waits for DesignateUnit.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unit_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """every unit that objected, in order"""
+
+    def __init__(
+        self,
+        *,
+        unit_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit_ids", b"unit_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemitDisputed: _TypeAlias = RemitDisputed  # noqa: Y015
 
 @_typing.final
 class LeaderVisitOutRecorded(_message.Message):
