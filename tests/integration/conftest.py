@@ -27,6 +27,8 @@ from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import Doc, connect
 from xinfang.sample.generator import sample_district
+from xinfang.supervision.v1 import supervision_pb2 as spb
+from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +153,11 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def clocks_of(ch: grpc.aio.Channel, district_id: str, case_id: str) -> dict[int, Any]:
+    """A case's clocks by kind, as supervision serves them."""
+    c = await sgrpc.SupervisionServiceStub(ch).GetCaseClocks(
+        spb.GetCaseClocksRequest(district_id=district_id, case_id=case_id)
+    )
+    return {k.kind: k for k in c.clocks}

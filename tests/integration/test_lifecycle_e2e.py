@@ -17,10 +17,8 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
-from xinfang.supervision.v1 import supervision_pb2 as spb
-from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
-from .conftest import eventually
+from .conftest import clocks_of, eventually
 from .test_pipeline import petition
 
 pytestmark = pytest.mark.integration
@@ -192,13 +190,10 @@ async def test_units_disputing_a_case_get_a_unit_designated(
     # supervision: the designation ended the new register-and-route clock and
     # opened no objection window; reporting counted one dispute
     did = district["district_id"]
-    clocks = await eventually(
-        lambda: sgrpc.SupervisionServiceStub(supervision_channel).GetCaseClocks(
-            spb.GetCaseClocksRequest(district_id=did, case_id=case.case_id)
-        ),
-        lambda c: any(k.kind == ev.CLOCK_KIND_HANDLING for k in c.clocks),
+    by_kind = await eventually(
+        lambda: clocks_of(supervision_channel, did, case.case_id),
+        lambda c: ev.CLOCK_KIND_HANDLING in c,
     )
-    by_kind = {k.kind: k for k in clocks.clocks}
     assert not by_kind[ev.CLOCK_KIND_REGISTER_AND_ROUTE].open
     assert not by_kind[ev.CLOCK_KIND_REMIT_OBJECTION].open
     year = str(datetime.now(UTC).year)

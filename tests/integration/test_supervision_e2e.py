@@ -20,17 +20,10 @@ from xinfang.core.mongo import Doc
 from xinfang.supervision.v1 import supervision_pb2 as spb
 from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
-from .conftest import eventually, prometheus, read_topic
+from .conftest import clocks_of, eventually, prometheus, read_topic
 from .test_lifecycle_e2e import register, unit_actor
 
 pytestmark = pytest.mark.integration
-
-
-async def clocks_of(ch: grpc.aio.Channel, district_id: str, case_id: str) -> dict[int, Any]:
-    c = await sgrpc.SupervisionServiceStub(ch).GetCaseClocks(
-        spb.GetCaseClocksRequest(district_id=district_id, case_id=case_id)
-    )
-    return {k.kind: k for k in c.clocks}
 
 
 async def test_missed_written_notice_is_breached_and_supervised(

@@ -82,11 +82,16 @@ def test_stopping_late_reports_the_days_late() -> None:
     assert on_time.doc["on_time"] is True and on_time.closed_late_days == 0
 
 
-def test_restart_replaces_a_running_clock() -> None:
+def test_restart_replaces_a_running_clock_and_may_move_it_to_another_unit() -> None:
     d = district()
     t = ev.CLOCK_KIND_TIER
     first = apply_ops(
-        None, [ClockOp("start", t, at(2025, 3, 3), tier=ev.TIER_VILLAGE_MEDIATION)], d, "c", "", ""
+        None,
+        [ClockOp("start", t, at(2025, 3, 3), tier=ev.TIER_VILLAGE_MEDIATION)],
+        d,
+        "c",
+        "u1",
+        "",
     )
     again = apply_ops(
         first.doc,
@@ -96,12 +101,15 @@ def test_restart_replaces_a_running_clock() -> None:
         ],
         d,
         "c",
-        "",
+        "u2",
         "",
     )
     assert again.doc["open"] and again.doc["tier"] == ev.TIER_TOWNSHIP
     assert again.stats["open"] == 0  # one stopped, one started
     assert again.stats["started"] == 1 and again.stats["completed"] == 1
+    # per unit: the old unit's clock ended, the new unit's started
+    assert again.unit_stats["u1"]["open"] == -1 and again.unit_stats["u1"]["completed"] == 1
+    assert again.unit_stats["u2"]["open"] == 1 and again.unit_stats["u2"]["started"] == 1
 
 
 def test_ops_on_a_stopped_clock_change_nothing() -> None:
@@ -135,33 +143,6 @@ def test_a_duty_clock_is_tallied_for_its_unit_too() -> None:
         == {}
     )
     assert apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "", "").unit_stats == {}
-
-
-def test_a_restart_for_another_unit_moves_the_open_clock() -> None:
-    d = district()
-    t = ev.CLOCK_KIND_TIER
-    first = apply_ops(
-        None,
-        [ClockOp("start", t, at(2025, 3, 3), tier=ev.TIER_VILLAGE_MEDIATION)],
-        d,
-        "c",
-        "u1",
-        "",
-    )
-    again = apply_ops(
-        first.doc,
-        [
-            ClockOp("stop", t, at(2025, 3, 5)),
-            ClockOp("start", t, at(2025, 3, 5), tier=ev.TIER_TOWNSHIP),
-        ],
-        d,
-        "c",
-        "u2",
-        "",
-    )
-    assert again.unit_stats["u1"]["open"] == -1 and again.unit_stats["u1"]["completed"] == 1
-    assert again.unit_stats["u2"]["open"] == 1 and again.unit_stats["u2"]["started"] == 1
-    assert again.stats["open"] == 0
 
 
 def test_unit_rollup_adds_kinds_up_and_bounds_the_units() -> None:
