@@ -937,11 +937,13 @@ def _final() -> CaseState:
     return step(s, lc.DecideReview(upheld=True, rereview=True), ctx(sh(2025, 5, 20)))
 
 
+# one of each command, for the checks that every command is refused somewhere
 EVERY_COMMAND: list[lc.Command] = [
     lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, DEPT),
     lc.SendNotice(),
     lc.AcceptCase(),
     lc.ObjectRemit("not ours"),
+    lc.DesignateUnit(DEPT, "its remit"),
     lc.Escalate("x"),
     lc.AssignLeader("l-d1"),
     lc.RecordVisitOut("l-d1", sh(2025, 5, 21)),

@@ -35,6 +35,8 @@ from xinfang.core.errors import (
 )
 from xinfang.sample.generator import sample_district
 
+from .test_lifecycle import EVERY_COMMAND
+
 DISTRICT_ID = "d1"
 DOC = sample_district(7, DISTRICT_ID)
 FULL = parse_district(DOC)
@@ -171,28 +173,6 @@ def command_key(cmd: lc.Command) -> str:
 def rank(tier: int) -> int:
     """Position on the ladder; a department's case (no tier) is below it."""
     return LADDER.index(tier) if tier in LADDER else -1
-
-
-FINAL_PROBES: list[lc.Command] = [
-    lc.RouteCase(ev.ROUTING_DECISION_ACCEPT, "u-t01"),
-    lc.SendNotice(),
-    lc.AcceptCase(),
-    lc.ObjectRemit("x"),
-    lc.DesignateUnit("u-t01", "x"),
-    lc.Escalate("x"),
-    lc.AssignLeader("l-d1"),
-    lc.RecordVisitOut("l-d1", sh(2025, 1, 1)),
-    lc.ExtendHandling(5, "a", "b"),
-    lc.Reply(resolved=True),
-    lc.RateSatisfaction(ev.SATISFACTION_SATISFIED),
-    lc.RequestReview(),
-    lc.RequestReview(rereview=True),
-    lc.DecideReview(upheld=True),
-    lc.DecideReview(upheld=True, rereview=True),
-    lc.ReopenBackflow("x"),
-    lc.StartHearing(),
-    lc.EndHearing(),
-]
 
 
 @settings(max_examples=200, stateful_step_count=40, deadline=None)
@@ -507,7 +487,7 @@ class Machine(RuleBasedStateMachine):
     def a_final_case_refuses_everything(self) -> None:
         if self.state.status is not Status.FINAL:
             return
-        for cmd in FINAL_PROBES:
+        for cmd in EVERY_COMMAND:
             for role in ("office", "unit"):
                 c = Ctx(self.district, self.now, role, self.state.unit_id)
                 try:
