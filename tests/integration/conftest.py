@@ -111,19 +111,28 @@ async def eventually(
         await asyncio.sleep(0.25)
 
 
-def prometheus(settings: Settings, query: str) -> list[dict[str, Any]]:
+async def _http_get(url: str) -> bytes:
+    """A GET off the event loop, so polling never stalls the test's gRPC calls."""
+
+    def get() -> bytes:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body: bytes = r.read()
+            return body
+
+    return await asyncio.to_thread(get)
+
+
+async def prometheus(settings: Settings, query: str) -> list[dict[str, Any]]:
     url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=5) as r:
-        body = json.load(r)
+    body = json.loads(await _http_get(url))
     assert body["status"] == "success", body
     return list(body["data"]["result"])
 
 
-def metric_value(settings: Settings, service: str, text_filter: str) -> float:
+async def metric_value(settings: Settings, service: str, text_filter: str) -> float:
     """Sum of the samples of a service's own /metrics lines containing text_filter."""
     port = getattr(settings, f"{service}_metrics")
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        lines = r.read().decode().splitlines()
+    lines = (await _http_get(f"http://127.0.0.1:{port}/metrics")).decode().splitlines()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in lines

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,7 +107,7 @@ async def test_petition_reaches_every_service(
 
     # ...and Prometheus has it, labelled by district
     await eventually(
-        _async(lambda: prometheus(settings, f'max(xinfang_clocks_completed{{district="{did}"}})')),
+        lambda: prometheus(settings, f'max(xinfang_clocks_completed{{district="{did}"}})'),
         lambda r: bool(r) and float(r[0]["value"][1]) == 1.0,
     )
 
@@ -125,13 +124,6 @@ async def test_petition_reaches_every_service(
         spb.GetCaseClocksRequest(district_id=other["district_id"], case_id=resp.case_id)
     )
     assert len(clocks_elsewhere.clocks) == 0
-
-
-def _async(fn: Any) -> Any:
-    async def run() -> Any:
-        return fn()
-
-    return run
 
 
 async def test_retried_request_registers_once(
@@ -224,14 +216,14 @@ async def test_redelivered_event_changes_nothing(
         "registered",
         "routed",
     }
-    dup = {s: metric_value(settings, s, 'outcome="duplicate"') for s in _CONSUMERS}
+    dup = {s: await metric_value(settings, s, 'outcome="duplicate"') for s in _CONSUMERS}
     for r in records:  # the same bytes again: a redelivery or a second publish
         await producer.send_and_wait(settings.case_events_topic, value=r.value, key=r.key)
     for s in _CONSUMERS:
         # assignment itself published one of the two (routed): only the other is new to it
         want = dup[s] + (2 if s != "assignment" else 1)
         await eventually(
-            _async(functools.partial(metric_value, settings, s, 'outcome="duplicate"')),
+            functools.partial(metric_value, settings, s, 'outcome="duplicate"'),
             functools.partial(operator.le, want),
         )
     after = await summary(reporting_channel, did)
@@ -349,14 +341,10 @@ async def test_identity_never_reaches_kafka(
             assert ev_.registered.petitioner_ref.startswith("p_")
 
 
-def test_prometheus_scrapes_all_four_services(settings: Settings) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        up = {
-            r["metric"]["service"]: float(r["value"][1])
-            for r in prometheus(settings, 'up{job="xinfang"}')
-        }
-        if up == dict.fromkeys(("intake", "assignment", "supervision", "reporting"), 1.0):
-            return
-        assert time.monotonic() < deadline, up
-        time.sleep(1)
+async def test_prometheus_scrapes_all_four_services(settings: Settings) -> None:
+    all_up = dict.fromkeys(("intake", "assignment", "supervision", "reporting"), 1.0)
+    await eventually(
+        lambda: prometheus(settings, 'up{job="xinfang"}'),
+        lambda rows: {r["metric"]["service"]: float(r["value"][1]) for r in rows} == all_up,
+        wait_s=30,
+    )

@@ -3,6 +3,7 @@ of a tier whose time box ran out, and published rankings."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,31 +62,19 @@ async def test_missed_written_notice_is_breached_and_supervised(
     assert order.unit_id == (await case.view()).unit_id
     assert order.days_overdue >= 20
     await eventually(
-        _async(
-            lambda: prometheus(
-                settings,
-                f'max(xinfang_deadline_breaches_total{{district="{did}",clock="written_notice"}})',
-            )
+        lambda: prometheus(
+            settings,
+            f'max(xinfang_deadline_breaches_total{{district="{did}",clock="written_notice"}})',
         ),
         lambda r: bool(r) and float(r[0]["value"][1]) >= 1,
     )
     # ...and against the unit it was issued to (per-unit series, bounded by the directory)
     for series in ("xinfang_unit_supervision_orders_total", "xinfang_unit_deadline_breaches_total"):
+        query = f'max({series}{{district="{did}",unit="{order.unit_id}"}})'
         await eventually(
-            _async(
-                lambda series=series: prometheus(
-                    settings, f'max({series}{{district="{did}",unit="{order.unit_id}"}})'
-                )
-            ),
+            functools.partial(prometheus, settings, query),
             lambda r: bool(r) and float(r[0]["value"][1]) == 1,
         )
-
-
-def _async(fn: Any) -> Any:
-    async def run() -> Any:
-        return fn()
-
-    return run
 
 
 async def test_tier_time_box_running_out_escalates_the_case(
@@ -110,12 +99,10 @@ async def test_tier_time_box_running_out_escalates_the_case(
     )
     # the unit's open duty clocks (the tier box, and handling) show under its own label
     await eventually(
-        _async(
-            lambda: prometheus(
-                settings,
-                f'sum(max by (sla_state) (xinfang_unit_clocks_open{{district="{did}",'
-                f'unit="{unit.unit_id}"}}))',
-            )
+        lambda: prometheus(
+            settings,
+            f'sum(max by (sla_state) (xinfang_unit_clocks_open{{district="{did}",'
+            f'unit="{unit.unit_id}"}}))',
         ),
         lambda r: bool(r) and float(r[0]["value"][1]) >= 1,
     )
