@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     state_dir: str = Field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "xinfang"))
 
     # Base64 of 32 random bytes; per-district keys are derived from it.
-    # Only intake needs it; see require_identity_key().
+    # Only intake needs it; see identity_key_bytes.
     identity_key: str | None = None
 
     # Base64 of at least 32 random bytes: signs and verifies the bearer tokens

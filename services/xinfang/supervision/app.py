@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -62,6 +63,7 @@ from xinfang.supervision.clocks import (
     limit_name,
     oldest_overdue_days,
     schedule,
+    tallied_unit,
     tally_sla,
     unit_rollup,
 )
@@ -112,8 +114,8 @@ class Supervision:
         if not seen.here:
             return "duplicate"  # the same event published twice: counted once already
         by_kind: dict[int, Applied] = {}
-        stats: dict[str, dict[str, int]] = {}
-        unit_stats: dict[tuple[str, str], dict[str, int]] = {}  # (clock, unit) -> deltas
+        # (clock, unit) -> increments; unit "" is the district's own tally
+        tallies: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         ops = clock_ops(event)
         for kind in dict.fromkeys(op.kind for op in ops):
             doc_id = clock_doc_id(event.case_id, kind)
@@ -125,13 +127,9 @@ class Supervision:
             for bucket, day in res.indexed:
                 await self._index(bucket, day, doc_id)
             label = clock_label(kind)
-            acc = stats.setdefault(label, {})
-            for k, n in res.stats.items():
-                acc[k] = acc.get(k, 0) + n
+            tallies[(label, "")].update(res.stats)
             for unit, deltas in res.unit_stats.items():
-                uacc = unit_stats.setdefault((label, unit), {})
-                for k, n in deltas.items():
-                    uacc[k] = uacc.get(k, 0) + n
+                tallies[(label, unit)].update(deltas)
             if res.duration_days is not None:
                 STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
         k = event.WhichOneof("payload") or ""
@@ -142,13 +140,10 @@ class Supervision:
         }.get(k)
         if counted:
             payload = getattr(event, k)
-            acc = stats.setdefault(clock_label(payload.clock), {})
-            acc[counted] = acc.get(counted, 0) + 1
+            tallies[(clock_label(payload.clock), "")][counted] += 1
             if payload.unit_id:
-                uacc = unit_stats.setdefault((clock_label(payload.clock), payload.unit_id), {})
-                uacc[counted] = uacc.get(counted, 0) + 1
-        tallies = [((label, ""), d) for label, d in stats.items()] + list(unit_stats.items())
-        for (label, unit), deltas in tallies:
+                tallies[(clock_label(payload.clock), payload.unit_id)][counted] += 1
+        for (label, unit), deltas in tallies.items():
             inc = {f: n for f, n in deltas.items() if n}
             if not inc:
                 continue
@@ -384,8 +379,8 @@ class Supervision:
             moved = {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}}
             label = clock_label(c["kind"])
             await upsert_by_id(self.stats, stats_doc_id(district.district_id, label), moved)
-            if c.get("duty") and c.get("unit_id"):
-                unit_doc = stats_doc_id(district.district_id, label, c["unit_id"])
+            if unit := tallied_unit(c):
+                unit_doc = stats_doc_id(district.district_id, label, unit)
                 await upsert_by_id(self.stats, unit_doc, moved)
         await self._index("due", new_day, clock_id)
         await self._index("warn", day_key(warn), clock_id)

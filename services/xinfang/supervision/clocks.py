@@ -38,6 +38,7 @@ __all__ = [
     "limit_name",
     "oldest_overdue_days",
     "schedule",
+    "tallied_unit",
     "tally_sla",
     "unit_rollup",
 ]
@@ -215,6 +216,13 @@ class Applied:
     duration_days: float | None = None  # for a stopped clock: how long it ran
 
 
+def tallied_unit(clock: Mapping[str, Any]) -> str:
+    """The unit a clock counts against in the per-unit tallies, or "": only a
+    duty clock started for a unit (a window, or the office's own clock before
+    routing, belongs to none)."""
+    return str(clock.get("unit_id") or "") if clock.get("duty") else ""
+
+
 def apply_ops(
     doc: Mapping[str, Any] | None,
     ops: list[ClockOp],
@@ -233,8 +241,7 @@ def apply_ops(
 
     def bump(key: str, n: int) -> None:
         stats[key] = stats.get(key, 0) + n
-        unit = d.get("unit_id") or ""
-        if unit and d.get("duty"):  # read at the time: a restart moves it
+        if unit := tallied_unit(d):  # read at the time: a restart moves it
             per = unit_stats.setdefault(unit, {})
             per[key] = per.get(key, 0) + n
 
