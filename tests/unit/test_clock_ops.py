@@ -6,7 +6,6 @@ from datetime import datetime
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.districts import District, parse_district
 from xinfang.supervision.clocks import (
     DUTY,
     OTHER_UNITS,
@@ -16,20 +15,10 @@ from xinfang.supervision.clocks import (
     unit_rollup,
 )
 
+from .test_supervision_clocks import small_district
+
 H = ev.CLOCK_KIND_HANDLING
 RRD = ev.CLOCK_KIND_REREVIEW_DECISION
-
-
-def district() -> District:
-    return parse_district(
-        {
-            "district_id": "d1",
-            "name": "测试区",
-            "townships": [{"id": "t1", "name": "东镇"}],
-            "categories": [{"code": "land", "name": "土地"}],
-            "units": [{"id": "u1", "name": "东镇政府"}],
-        }
-    )
 
 
 def at(y: int, m: int, d: int, h: int = 10) -> datetime:
@@ -39,12 +28,14 @@ def at(y: int, m: int, d: int, h: int = 10) -> datetime:
 def test_handling_runs_60_days_from_acceptance() -> None:
     # accepted Mon 2025-03-03: day 60 is Fri 2025-05-02, inside the May Day
     # holiday (05-01..05-05), so the last day is Tue 2025-05-06
-    doc = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], district(), "c", "u1", "").doc
+    doc = apply_ops(
+        None, [ClockOp("start", H, at(2025, 3, 3))], small_district(), "c", "u1", ""
+    ).doc
     assert doc["due_at"] == at(2025, 5, 7, 0)
 
 
 def test_extension_adds_its_days_and_reindexes() -> None:
-    d = district()
+    d = small_district()
     started = apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "u1", "")
     # 60 days from Mon 2025-06-02 is Fri 2025-08-01, a working day
     assert started.doc["due_at"] == at(2025, 8, 2, 0)
@@ -57,7 +48,7 @@ def test_extension_adds_its_days_and_reindexes() -> None:
 
 
 def test_hearing_days_do_not_count() -> None:
-    d = district()
+    d = small_district()
     started = apply_ops(None, [ClockOp("start", RRD, at(2025, 6, 2))], d, "c", "u1", "")
     before = started.doc["due_at"]
     paused = apply_ops(started.doc, [ClockOp("pause", RRD, at(2025, 6, 10))], d, "c", "u1", "")
@@ -72,7 +63,7 @@ def test_hearing_days_do_not_count() -> None:
 
 
 def test_stopping_late_reports_the_days_late() -> None:
-    d = district()
+    d = small_district()
     started = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], d, "c", "u1", "")
     late = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 5, 9, 9))], d, "c", "u1", "")
     assert late.doc["on_time"] is False
@@ -83,7 +74,7 @@ def test_stopping_late_reports_the_days_late() -> None:
 
 
 def test_restart_replaces_a_running_clock_and_may_move_it_to_another_unit() -> None:
-    d = district()
+    d = small_district()
     t = ev.CLOCK_KIND_TIER
     first = apply_ops(
         None,
@@ -113,7 +104,7 @@ def test_restart_replaces_a_running_clock_and_may_move_it_to_another_unit() -> N
 
 
 def test_ops_on_a_stopped_clock_change_nothing() -> None:
-    d = district()
+    d = small_district()
     started = apply_ops(None, [ClockOp("start", H, at(2025, 3, 3))], d, "c", "", "")
     stopped = apply_ops(started.doc, [ClockOp("stop", H, at(2025, 3, 4))], d, "c", "", "")
     again = apply_ops(stopped.doc, [ClockOp("extend", H, at(2025, 3, 5), days=10)], d, "c", "", "")
@@ -127,7 +118,7 @@ def test_windows_are_not_duties() -> None:
 
 
 def test_a_duty_clock_is_tallied_for_its_unit_too() -> None:
-    d = district()
+    d = small_district()
     started = apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "u1", "")
     day = started.doc["due_day"]
     assert started.unit_stats == {"u1": {"open": 1, "started": 1, f"due.{day}": 1}}

@@ -24,7 +24,8 @@ RR = ev.CLOCK_KIND_REGISTER_AND_ROUTE
 TODAY = "20260310"
 
 
-def _district(**extra: Any) -> District:
+def small_district(**extra: Any) -> District:
+    """One township, one category, one unit: the smallest district that parses."""
     return parse_district(
         {
             "district_id": "d1",
@@ -152,7 +153,7 @@ def _start_rr(event: ev.CaseEvent, district: District) -> dict[str, Any]:
 
 def test_registration_opens_register_and_route_clock_from_receipt() -> None:
     received = datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)
-    clock = _start_rr(_registered(received), _district())
+    clock = _start_rr(_registered(received), small_district())
     assert clock["kind"] == RR
     assert limit_name(clock["kind"]) == "register_and_route"
     assert clock["started_at"] == received
@@ -162,19 +163,19 @@ def test_registration_opens_register_and_route_clock_from_receipt() -> None:
 def test_register_and_route_due_moves_past_spring_festival() -> None:
     # received Sun 2026-02-01; day 15 is Mon 2026-02-16, inside the Spring
     # Festival holiday (02-15..02-23), so the last day is Tue 2026-02-24
-    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
+    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), small_district())
     assert clock["due_at"] == datetime(2026, 2, 25, 0, 0, tzinfo=SHANGHAI)
     assert clock["due_day"] == "20260225"
     assert clock["estimated"] is False
 
 
 def test_register_and_route_warns_three_days_before_due() -> None:
-    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), _district())
+    clock = _start_rr(_registered(datetime(2026, 2, 1, 10, 0, tzinfo=SHANGHAI)), small_district())
     assert clock["warn_at"] == datetime(2026, 2, 22, 0, 0, tzinfo=SHANGHAI)
 
 
 def test_register_and_route_follows_district_limit_override() -> None:
-    district = _district(
+    district = small_district(
         limits={"register_and_route": {"days": 5, "day_type": "working", "warn_days": 1}}
     )
     # received Thu 2026-02-12: Fri 13, Sat 14 (make-up), Tue 24, Wed 25, Thu 26
