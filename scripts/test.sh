@@ -10,7 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
-isolated_stack test 29000
+# XINFANG_TEST_PORT_BASE: another base lets two checkouts test side by side
+isolated_stack test "${XINFANG_TEST_PORT_BASE:-29000}"
 export XINFANG_METRICS_REFRESH_SECONDS=1 XINFANG_SCAN_SECONDS=1
 source "$root/scripts/env.sh"
 
