@@ -1,155 +1,180 @@
-"""The transactional outbox, in one document, for a store without transactions.
+"""The outbox: events recorded in the write that makes them true, published
+right after it, and swept up after a crash. For a store without transactions.
 
-A writer puts a document's new state and the events that describe it into the
-same single-document write (``stage`` gives the fields). The relay publishes
-those events to Kafka (idempotent producer, acks=all), then removes them from
-the document. A crash in between publishes them again; consumers deduplicate
-by event id.
+A writer records what happened as *one insert* of a document that holds the
+events to publish in its ``outbox`` field (intake's case document, one of
+assignment's command records, one of supervision's emitted notices). The
+insert is the fact: before it nothing happened, after it the events must
+reach Kafka. So:
 
-How the relay finds work without scanning every document (the embedded store
-scans for any filter but ``{"_id": ...}``): before the state write, the writer
-inserts one small *pointer* per event into ``outbox_pointers``. That
-collection holds only what is in flight, so reading it whole is cheap. The
-pointer is a hint, the document is the truth: a pointer whose event never
-reached its document (the writer failed) is dropped after ``orphan_after``.
+1. a *pointer* naming the document is inserted first (``outbox_pointers``
+   holds only what is in flight, so reading it whole is cheap);
+2. the document is inserted (the command's compare-and-set);
+3. its events are published at once (idempotent producer, acks=all);
+4. the pointer is deleted, in bulk, a moment later.
+
+A crash between 2 and 4 leaves a pointer to a document whose events may not
+be out: the *sweeper* publishes them again once the pointer is older than
+``grace`` (consumers deduplicate by event id). A pointer whose document never
+appeared (the writer died before 2, or lost the compare-and-set) is dropped.
+The documents are never changed by the outbox, so it never races their
+writers. One replica sweeps at a time (``core.lease``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from bson.binary import Binary
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import encode_event
+from xinfang.core.lease import Lease
 from xinfang.core.logging import get_logger
 from xinfang.core.metrics import OUTBOX_PUBLISHED
-from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, doc_lock
+from xinfang.core.mongo import TRANSIENT_ERRORS, Doc
+from xinfang.core.store import Store
 
-__all__ = ["Outbox", "OutboxRelay"]
+__all__ = ["POINTERS", "Outbox", "Publish", "outbox_field"]
 
 log = get_logger(__name__)
-_DUPLICATE_KEY = 11000
+
+POINTERS = "outbox_pointers"
+# publishes (key, value) messages to the case-events topic and returns once
+# the broker has all of them
+Publish = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+def outbox_field(events: Sequence[ev.CaseEvent]) -> list[Doc]:
+    """The ``outbox`` field of a document that records ``events``."""
+    return [{"key": e.case_id, "value": Binary(encode_event(e))} for e in events]
+
+
+def _messages(doc: Doc) -> list[tuple[bytes, bytes]]:
+    return [(str(m["key"]).encode(), bytes(m["value"])) for m in doc.get("outbox") or ()]
 
 
 class Outbox:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.pointers: Collection = db["outbox_pointers"]
-
-    async def stage(self, coll: Collection, doc_id: str, events: Sequence[ev.CaseEvent]) -> Doc:
-        """Record pointers, then return the ``$set`` fields to write with the state."""
-        now = datetime.now(UTC)
-        try:
-            await self.pointers.insert_many(
-                [{"_id": e.event_id, "coll": coll.name, "doc": doc_id, "at": now} for e in events],
-                ordered=False,
-            )
-        except BulkWriteError as e:  # a retry of the same events: pointers already there
-            if any(w.get("code") != _DUPLICATE_KEY for w in e.details.get("writeErrors", [])):
-                raise
-        base = time.time_ns()
-        return {
-            f"outbox.{e.event_id}": {
-                "seq": base + i,
-                "key": e.case_id,
-                "value": Binary(encode_event(e)),
-            }
-            for i, e in enumerate(events)
-        }
-
-
-class OutboxRelay:
-    """Publishes staged events. A write wakes it at once (``notify``); it also
-    polls, to finish what a crashed process left behind."""
-
     def __init__(
         self,
+        store: Store,
+        publish: Publish,
         service: str,
-        producer: AIOKafkaProducer,
-        topic: str,
-        outbox: Outbox,
-        collections: Sequence[Collection],
-        poll_seconds: float = 1.0,
-        batch: int = 1000,
-        orphan_after: timedelta = timedelta(minutes=2),
+        grace: timedelta = timedelta(seconds=30),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.store = store
+        self.publish = publish
         self.service = service
-        self.producer = producer
-        self.topic = topic
-        self.pointers = outbox.pointers
-        self.collections = {c.name: c for c in collections}
-        self.poll_seconds = poll_seconds
-        self.batch = batch
-        self.orphan_after = orphan_after
-        self._wake = asyncio.Event()
-        self._stopped = False
+        self.grace = grace
+        self.clock = clock
+        self._done: list[str] = []  # pointers whose events are out, to delete
+        # per collection: what a writer does after its record, redone for the
+        # records a sweep finds (assignment refreshes the case's snapshot)
+        self.after_sweep: dict[str, Callable[[list[Doc]], Awaitable[None]]] = {}
 
-    def notify(self) -> None:
-        self._wake.set()
+    async def record(self, coll: str, docs: Sequence[Doc]) -> list[bool]:
+        """Insert ``docs`` (each with its ``outbox``) and publish the events of
+        those inserted; False where the ``_id`` was taken (nothing published
+        for it: the document that holds it is someone else's fact)."""
+        if not docs:
+            return []
+        token = uuid.uuid4().hex[:12]
+        now = self.clock()
+        pointers = [
+            {"_id": f"{coll}:{d['_id']}:{token}", "coll": coll, "doc": d["_id"], "at": now}
+            for d in docs
+        ]
+        await self.store.insert_many(POINTERS, pointers)
+        inserted = await self.store.insert_many(coll, list(docs))
+        messages = [m for d, ok in zip(docs, inserted, strict=True) if ok for m in _messages(d)]
+        try:
+            if messages:
+                await self.publish(messages)
+        except Exception as e:  # the facts are stored: the sweeper publishes them
+            log.warning("outbox: publish failed, the sweeper will retry", error=str(e))
+            # a sweeper may have dropped our pointers already if this writer
+            # stalled past the grace period: leave fresh ones
+            with contextlib.suppress(Exception):
+                fresh = [{**p, "_id": p["_id"] + "+", "at": self.clock()} for p in pointers]
+                await self.store.insert_many(POINTERS, fresh)
+            return inserted
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(messages))
+        self._done.extend(p["_id"] for p in pointers)
+        return inserted
 
-    def stop(self) -> None:
-        self._stopped = True
-        self._wake.set()
+    async def republish(self, docs: Sequence[Doc]) -> None:
+        """Publish again what these recorded documents hold: for a writer that
+        finds its own earlier attempt's record (a retried request, a
+        redelivered event), so its events go out now rather than at the
+        next sweep. Consumers deduplicate by event id."""
+        messages = [m for d in docs for m in _messages(d)]
+        if messages:
+            await self.publish(messages)
+            OUTBOX_PUBLISHED.labels(self.service).inc(len(messages))
 
-    async def run(self) -> None:
-        while not self._stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+    async def flush(self) -> None:
+        """Delete the pointers of what was published."""
+        done, self._done = self._done, []
+        if done:
             try:
-                while await self.drain() >= self.batch:
-                    pass
-            except TRANSIENT_ERRORS as e:
-                log.warning("outbox relay: store unavailable, will retry", error=str(e))
-            except Exception:
-                log.exception("outbox relay failed, will retry")
-                await asyncio.sleep(self.poll_seconds)
+                await self.store.delete(POINTERS, done)
+            except BaseException:
+                self._done.extend(done)
+                raise
 
-    async def drain(self) -> int:
-        """Publish what one batch of pointers leads to; returns pointers read."""
-        ptrs = await self.pointers.find({}).to_list(self.batch)
+    async def sweep(self, limit: int = 1000) -> int:
+        """Publish what crashed writers left behind; returns events published."""
+        await self.flush()
+        stale = self.clock() - self.grace
+        ptrs = [p for p in await self.store.scan(POINTERS, limit) if p["at"] < stale]
         if not ptrs:
             return 0
-        by_doc: dict[tuple[str, str], list[Doc]] = {}
+        by_coll: dict[str, list[Doc]] = {}
         for p in ptrs:
-            by_doc.setdefault((p["coll"], p["doc"]), []).append(p)
-        futures = []
-        published: dict[tuple[str, str], list[str]] = {}
-        for cname, doc_id in by_doc:
-            coll = self.collections.get(cname)
-            doc = await coll.find_one({"_id": doc_id}, {"outbox": 1}) if coll is not None else None
-            items = sorted(((doc or {}).get("outbox") or {}).items(), key=lambda kv: kv[1]["seq"])
-            for _eid, item in items:
-                futures.append(
-                    await self.producer.send(
-                        self.topic, value=bytes(item["value"]), key=item["key"].encode()
-                    )
-                )
-            published[(cname, doc_id)] = [eid for eid, _ in items]
+            by_coll.setdefault(p["coll"], []).append(p)
+        published = 0
+        for coll, group in by_coll.items():
+            docs = await self.store.get_many(coll, [p["doc"] for p in group])
+            messages = [m for d in docs.values() for m in _messages(d)]
+            if messages:
+                await self.publish(messages)
+                published += len(messages)
+            if docs and coll in self.after_sweep:
+                await self.after_sweep[coll](list(docs.values()))
+        OUTBOX_PUBLISHED.labels(self.service).inc(published)
+        await self.store.delete(POINTERS, [p["_id"] for p in ptrs])
+        if published:
+            log.info("outbox: swept what a crashed writer left", events=published)
+        return published
+
+    async def run(self, lease: Lease, poll_seconds: float, stop: asyncio.Event) -> None:
+        """The background loop: delete done pointers; sweep while leased."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+            try:
+                if await lease.held():
+                    await self.sweep()
+                else:
+                    await self.flush()
+            except TRANSIENT_ERRORS as e:
+                log.warning("outbox: store unavailable, will retry", error=str(e))
+            except Exception:
+                log.exception("outbox sweep failed, will retry")
+
+
+def kafka_publisher(producer: Any, topic: str) -> Publish:
+    """``Publish`` over an aiokafka producer: every send queued, then all
+    awaited, so a batch costs one round of acknowledgements."""
+
+    async def publish(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        futures = [await producer.send(topic, value=v, key=k) for k, v in messages]
         await asyncio.gather(*futures)
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(futures))
-        stale = datetime.now(UTC) - self.orphan_after
-        done: list[str] = []
-        for key, eids in published.items():
-            if eids:
-                coll = self.collections[key[0]]
-                async with doc_lock(coll, key[1]):  # see core.mongo on FerretDB's updates
-                    await coll.update_one(
-                        {"_id": key[1]}, {"$unset": {f"outbox.{e}": "" for e in eids}}
-                    )
-            sent = set(eids)
-            for p in by_doc[key]:
-                # a pointer whose event is not in the document yet may belong to
-                # a write still in progress: keep it until it is clearly orphaned
-                if p["_id"] in sent or p["at"] < stale:
-                    done.append(p["_id"])
-        if done:  # the pointer collection is small: one $in scan beats one call each
-            await self.pointers.delete_many({"_id": {"$in": done}})
-        return len(ptrs)
+
+    return publish

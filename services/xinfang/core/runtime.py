@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.grpc_server import GrpcServer
 from xinfang.core.kafka import DeadLetters, make_producer
+from xinfang.core.lease import Lease
 from xinfang.core.logging import configure, get_logger
 from xinfang.core.metrics import (
     CONSUMER_EVENTS,
@@ -37,8 +38,9 @@ from xinfang.core.metrics import (
     CONSUMER_LAST_PROCESSED,
     serve_metrics,
 )
-from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position, connect
-from xinfang.core.outbox import Outbox, OutboxRelay
+from xinfang.core.mongo import TRANSIENT_ERRORS, Doc, Position, connect
+from xinfang.core.outbox import Outbox, kafka_publisher
+from xinfang.core.store import MongoStore
 
 __all__ = ["Handler", "Runtime", "ServiceSpec", "run"]
 
@@ -57,7 +59,6 @@ class ServiceSpec:
     # rt.grpc, may set rt.relay collections, and returns the event handler
     # (None for a service that consumes nothing).
     setup: Callable[[Runtime], Awaitable[Handler | None]]
-    outbox_collections: Callable[[Runtime], Sequence[Collection]] = lambda rt: ()
 
 
 class Runtime:
@@ -68,8 +69,8 @@ class Runtime:
         self.grpc_port, self.metrics_port = settings.ports(spec.name)
         self._grpc: GrpcServer | None = None
         self.mongo: AsyncMongoClient[Doc] | None = None
-        self.relay: OutboxRelay | None = None
         self._outbox: Outbox | None = None
+        self._stop = asyncio.Event()
         self.dead_letters: DeadLetters | None = None
         self.handler: Handler | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,20 +107,22 @@ class Runtime:
         self.dead_letters = DeadLetters(
             self.service, self.producer, self.settings.dead_letter_topic
         )
-        self._outbox = Outbox(self.db)
+        self.store = MongoStore(self.db, self.service)
+        self._outbox = Outbox(
+            self.store,
+            kafka_publisher(self.producer, self.settings.case_events_topic),
+            self.service,
+        )
         self.directory = Directory(self.database("directory"))
         self.handler = await self.spec.setup(self)
-        colls = self.spec.outbox_collections(self)
-        if colls:
-            self.relay = OutboxRelay(
-                self.service,
-                self.producer,
-                self.settings.case_events_topic,
-                self._outbox,
-                colls,
-                poll_seconds=self.settings.outbox_poll_seconds,
-            )
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        # the sweeper runs in one replica at a time; every replica deletes
+        # the pointers of what it published itself
+        self.spawn(
+            self._outbox.run(
+                Lease(self.store, "outbox-sweeper"), self.settings.outbox_poll_seconds, self._stop
+            ),
+            "outbox",
+        )
         await self.grpc.start()
         serve_metrics(self.metrics_port, self.settings.grpc_host)
         self.ready.set()
@@ -127,8 +130,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.grpc.stop()
-        if self.relay:
-            self.relay.stop()
+        self._stop.set()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -139,10 +141,6 @@ class Runtime:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the process; cancelled on stop."""
         self._tasks.append(asyncio.create_task(coro, name=name))
-
-    def wake_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.notify()
 
     async def process(
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
