@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.routing import DECISIONS, route
-from xinfang.assignment.store import CaseStore
+from xinfang.assignment.store import CaseStore, first_event_id
 from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
@@ -27,7 +27,7 @@ from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.errors import Conflict, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
-from xinfang.core.mongo import Collection, Position, upsert_by_id
+from xinfang.core.mongo import Position
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 
 __all__ = ["SPEC", "Assignment", "NoRoutingRule"]
@@ -42,10 +42,12 @@ class NoRoutingRule(LookupError):
     """The district's table has no row for this case, not even a catch-all."""
 
 
+LOADS = "leader_load"
+
+
 class Assignment:
-    def __init__(self, store: CaseStore, loads: Collection, directory: Directory) -> None:
+    def __init__(self, store: CaseStore, directory: Directory) -> None:
         self.store = store
-        self.loads = loads
         self.directory = directory
 
     # ---- events from other services ----------------------------------------
@@ -59,11 +61,6 @@ class Assignment:
         return "ignored"
 
     async def _registered(self, event: ev.CaseEvent) -> str:
-        first = await self.store.first_event_id(event.case_id)
-        if first is not None:
-            if first != event.event_id:
-                raise Conflict(f"case {event.case_id} was registered by another event ({first})")
-            return "duplicate"
         district = await self.directory.get(event.district_id)
         state = lc.from_registration(event)
         row = route(district.routing, state.category, state.township_id)
@@ -85,16 +82,25 @@ class Assignment:
         )
         new_state = lc.apply(state, routed)
         try:
+            # no read first: the insert of the case's first record says
+            # whether it is new, and a redelivery costs one refused insert
             await self.store.commit(None, [event, routed], new_state, publish=[routed])
         except Conflict:
-            if await self.store.first_event_id(event.case_id) == event.event_id:
-                return "duplicate"  # a concurrent redelivery won
-            raise
+            first = await self.store.first_record(event.case_id)
+            if first is not None and first_event_id(first) == event.event_id:
+                # a redelivery; the first try may have died before publishing
+                await self.store.outbox.republish([first])
+                return "duplicate"
+            raise Conflict(
+                f"case {event.case_id} was registered by another event "
+                f"({first_event_id(first) if first else '?'})"
+            ) from None
         return "applied"
 
     async def _tier_breached(self, event: ev.CaseEvent) -> str:
-        state = await self.store.load(event.district_id, event.case_id)
+        state = await self.store.load_for_change(event.district_id, event.case_id)
         if event.event_id in state.inputs:
+            await self._sync_load(state, state)  # a crash may have come before it
             return "duplicate"
         if state.status is not lc.Status.ACCEPTED or state.tier != event.deadline_breached.tier:
             return "ignored"  # the case moved on before the breach was seen
@@ -119,44 +125,46 @@ class Assignment:
         input_event: str = "",
     ) -> lc.CaseState:
         district = await self.directory.get(district_id)
-        state = await self.store.load(district_id, case_id)
+        state = await self.store.load_for_change(district_id, case_id)
         if expected_version and expected_version != state.version:
             raise Conflict(
                 f"expected_version: case {case_id} is at version {state.version}, "
                 f"not {expected_version}"
             )
-        loads = await self.loads.find_one({"_id": district_id}) or {}
+        loads = await self.store.store.get(LOADS, district_id) or {}
         ctx = lc.Ctx(
             district=district,
             now=datetime.now(UTC),
             role=actor.role,
             unit_id=actor.unit_id,
-            leader_load=loads.get("open", {}),
+            leader_load={
+                k: len(v) for k, v in (loads.get("open") or {}).items() if isinstance(v, dict)
+            },
         )
         payloads = lc.decide(state, cmd, ctx)
         events = [self._event(state, i + 1, p, actor) for i, p in enumerate(payloads)]
         new_state = reduce(lc.apply, events, state)
         if input_event:
             new_state = lc.replace_inputs(new_state, input_event)
-        await self.store.commit(state, events, new_state, publish=events)
-        await self._count_packages(state, new_state)
+        await self.store.commit(state, events, new_state, publish=events, input_event=input_event)
+        await self._sync_load(state, new_state)
         return new_state
 
-    async def _count_packages(self, before: lc.CaseState, after: lc.CaseState) -> None:
-        """Open packages per leader, for load balancing. A heuristic, written
-        after the case: a crash in between only skews the balance a little."""
-        inc: dict[str, int] = {}
-        if after.leader_id != before.leader_id:
-            if before.leader_id and before.status is lc.Status.ACCEPTED:
-                inc[f"open.{before.leader_id}"] = -1
-            if after.leader_id:
-                inc[f"open.{after.leader_id}"] = 1
-        elif after.leader_id and (before.status is lc.Status.ACCEPTED) != (
-            after.status is lc.Status.ACCEPTED
-        ):
-            inc[f"open.{after.leader_id}"] = 1 if after.status is lc.Status.ACCEPTED else -1
-        if inc:
-            await upsert_by_id(self.loads, after.district_id, {"$inc": inc})
+    async def _sync_load(self, before: lc.CaseState, after: lc.CaseState) -> None:
+        """Open packages per leader, for load balancing: the set of a leader's
+        open packaged cases, so writing it again changes nothing (a retry, a
+        redelivery). Written after the case's record; a crash in between
+        leaves the balance a case off until the case's next step."""
+        upd: dict[str, dict[str, object]] = {}
+        key = f"open.{after.leader_id}.{after.case_id}"
+        if before.leader_id and before.leader_id != after.leader_id:
+            upd.setdefault("$unset", {})[f"open.{before.leader_id}.{after.case_id}"] = ""
+        if after.leader_id and after.status is lc.Status.ACCEPTED:
+            upd.setdefault("$set", {})[key] = True
+        elif after.leader_id:
+            upd.setdefault("$unset", {})[key] = ""
+        if upd and (before.leader_id or after.leader_id):
+            await self.store.store.write(LOADS, [(after.district_id, upd)])
 
     @staticmethod
     def _event(state: lc.CaseState, step: int, payload: Message, actor: ev.Actor) -> ev.CaseEvent:
@@ -188,14 +196,16 @@ class Assignment:
     async def set_rules(self, req: pb.SetRoutingRulesRequest) -> int:
         if not req.district_id:
             raise InvalidArgument("district_id", "is required")
-        district = await self.directory.get(req.district_id)
-        if req.expected_version and req.expected_version != district.version:
+        raw = await self.directory.coll.find_one({"_id": req.district_id})
+        if raw is None:
+            raise NotFound(f"district_id: unknown district {req.district_id!r}")
+        # checked against the stored version, not the directory's cache, and
+        # again by the write itself (Directory.put's compare-and-set)
+        if req.expected_version and req.expected_version != raw["version"]:
             raise Conflict(
-                f"expected_version: table is at version {district.version}, "
+                f"expected_version: table is at version {raw['version']}, "
                 f"not {req.expected_version}"
             )
-        raw = await self.directory.coll.find_one({"_id": req.district_id})
-        assert raw is not None
         rows = []
         for i, r in enumerate(req.rules):
             if r.decision not in _DECISION_NAMES:
@@ -209,7 +219,9 @@ class Assignment:
                     "decision": _DECISION_NAMES[r.decision],
                 }
             )
-        updated = await self.directory.put({**raw["doc"], "routing": rows})
+        updated = await self.directory.put(
+            {**raw["doc"], "routing": rows}, expected_version=int(raw["version"])
+        )
         return updated.version
 
     async def get_rules(self, district_id: str) -> pb.RoutingTable:
@@ -417,8 +429,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    store = CaseStore(rt.db["cases"], rt.db["case_records"], rt.outbox, rt.wake_relay)
-    a = Assignment(store, rt.db["leader_load"], rt.directory)
+    a = Assignment(CaseStore(rt.store, rt.outbox), rt.directory)
     rt.grpc.add(
         pb_grpc.add_AssignmentServiceServicer_to_server,
         AssignmentServicer(a),
@@ -427,9 +438,4 @@ async def _setup(rt: Runtime) -> Handler | None:
     return a.handle
 
 
-SPEC = ServiceSpec(
-    name=SERVICE,
-    consumes=True,
-    setup=_setup,
-    outbox_collections=lambda rt: [rt.db["cases"]],
-)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)

@@ -1,88 +1,127 @@
-"""Cases of the assignment service: an event log per case plus a snapshot,
-with optimistic versioning on a store that has neither transactions nor
-conditional updates by anything but ``_id`` (see ``core.mongo``).
+"""Cases of the assignment service: one record per command, and a snapshot.
 
-Every step of a case is recorded as event records whose ``_id`` is
-``<case id>:<version>``. Inserting the record of version v+1 is the
-compare-and-set: of two writers that both read version v, exactly one insert
-succeeds; the other gets a duplicate key and is refused (``Conflict``). The
-snapshot (state, version and the outbox of events to publish) is then written
-by ``_id``. If a process dies between the two, the next ``load`` finds records
-past the snapshot's version and rolls the snapshot forward by applying them:
-``lifecycle.apply`` is pure, so that is always possible. The records are also
-the case's timeline.
+A command (or an event that acts like one: a registration to route, a tier
+breach to escalate) is recorded as *one* document of ``case_records`` whose
+``_id`` is ``<case id>:<first version it holds>`` and which holds all of the
+command's events, the input event it answers, and the events to publish
+(``core.outbox``). Inserting it is the compare-and-set: of two writers that
+read version v, exactly one inserts ``<case>:v+1``; the other is refused
+(``Conflict``). A crash leaves either no record (nothing happened: the retry
+does it) or the whole record (it happened: the outbox sweeper publishes it).
+
+The snapshot (``cases``: state and version) is a cache written after the
+record. Every load reads it and then the records past its version, folding
+them in memory with the pure ``lifecycle.apply``; so a snapshot that lags
+after a crash costs a read, never a wrong answer, and a read never writes.
+The records are also the case's timeline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import reduce
-from typing import Any
 
 from bson.binary import Binary
-from pymongo.errors import DuplicateKeyError
 
-from xinfang.assignment.lifecycle import CaseState, apply, from_doc, from_registration, to_doc
+from xinfang.assignment.lifecycle import (
+    CaseState,
+    apply,
+    from_doc,
+    from_registration,
+    replace_inputs,
+    to_doc,
+)
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import decode_event, encode_event
 from xinfang.core.errors import Conflict, NotFound
-from xinfang.core.mongo import Collection, upsert_by_id
-from xinfang.core.outbox import Outbox
+from xinfang.core.mongo import Doc
+from xinfang.core.outbox import Outbox, outbox_field
+from xinfang.core.store import Store
 
-__all__ = ["CaseStore", "record_id"]
+__all__ = ["RECORDS", "SNAPSHOTS", "CaseStore", "Recorded", "first_event_id", "record_id"]
+
+RECORDS = "case_records"
+SNAPSHOTS = "cases"
 
 
 def record_id(case_id: str, version: int) -> str:
     return f"{case_id}:{version:08d}"
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One command's record, as read back."""
+
+    first: int
+    last: int
+    events: list[ev.CaseEvent]
+    input_event: str
+
+
+def _recorded(doc: Doc) -> Recorded:
+    return Recorded(
+        first=int(doc["first"]),
+        last=int(doc["last"]),
+        events=[decode_event(bytes(b)) for b in doc["events"]],
+        input_event=str(doc.get("input") or ""),
+    )
+
+
 class CaseStore:
-    def __init__(
-        self,
-        snapshots: Collection,
-        records: Collection,
-        outbox: Outbox,
-        wake: Callable[[], None],
-    ) -> None:
-        self.snapshots = snapshots
-        self.records = records
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self.store = store
         self.outbox = outbox
-        self.wake = wake
+        outbox.after_sweep[RECORDS] = self._refresh
+
+    async def _refresh(self, records: list[Doc]) -> None:
+        """Bring the snapshots of swept records' cases up to date: their
+        writer died between its record and its snapshot."""
+        for case_id, district_id in sorted({(r["case_id"], r["district_id"]) for r in records}):
+            state, past = await self._read(district_id, case_id)
+            if state is not None and past:
+                await self._snapshot(state)
+
+    async def _read(self, district_id: str, case_id: str) -> tuple[CaseState | None, list[Doc]]:
+        """The case as of its latest record, and the records past its snapshot
+        (None also for another district's case: it does not exist here)."""
+        if not case_id:
+            return None, []
+        snap = await self.store.get(SNAPSHOTS, case_id)
+        if snap is not None and snap["district_id"] != district_id:
+            return None, []
+        state = from_doc(snap["state"]) if snap is not None else None
+        version = state.version if state is not None else 0
+        past: list[Doc] = []
+        while (doc := await self.store.get(RECORDS, record_id(case_id, version + 1))) is not None:
+            if doc["district_id"] != district_id:
+                return None, []
+            state = _fold(state, _recorded(doc))
+            version = state.version
+            past.append(doc)
+        return state, past
 
     async def find(self, district_id: str, case_id: str) -> CaseState | None:
-        doc = await self.snapshots.find_one({"_id": case_id})
-        if doc is not None and doc["district_id"] != district_id:
-            return None  # another district's case does not exist for this one
-        if doc is None:
-            first = await self.records.find_one({"_id": record_id(case_id, 1)})
-            if first is None or first["district_id"] != district_id:
-                return None
-            state = from_registration(decode_event(first["event"]))
-        else:
-            state = from_doc(doc["state"])
-        return await self._roll_forward(state)
+        """For a query: reads, never writes."""
+        return (await self._read(district_id, case_id))[0]
 
     async def load(self, district_id: str, case_id: str) -> CaseState:
-        if not case_id:
-            raise NotFound("case_id: is required")
-        state = await self.find(district_id, case_id)
-        if state is None:
-            raise NotFound(f"case_id: no case {case_id!r} in district {district_id!r}")
+        """For a query: reads, never writes."""
+        return _found(await self.find(district_id, case_id), district_id, case_id)
+
+    async def load_for_change(self, district_id: str, case_id: str) -> CaseState:
+        """For a command: as ``load``, and what a crashed writer recorded past
+        the snapshot is published again and the snapshot brought up to date,
+        before this command adds to it."""
+        state, past = await self._read(district_id, case_id)
+        state = _found(state, district_id, case_id)
+        if past:
+            await self.outbox.republish(past)
+            await self._snapshot(state)
         return state
 
-    async def _roll_forward(self, state: CaseState) -> CaseState:
-        pending: list[dict[str, Any]] = []
-        while rec := await self.records.find_one(
-            {"_id": record_id(state.case_id, state.version + len(pending) + 1)}
-        ):
-            pending.append(rec)
-        if not pending and await self.snapshots.find_one({"_id": state.case_id}, {"_id": 1}):
-            return state
-        events = [decode_event(r["event"]) for r in pending]
-        new_state = reduce(apply, events, state)
-        publish = [e for e, r in zip(events, pending, strict=True) if r.get("publish")]
-        await self._write_snapshot(new_state, publish)
-        return new_state
+    async def first_record(self, case_id: str) -> Doc | None:
+        return await self.store.get(RECORDS, record_id(case_id, 1))
 
     async def commit(
         self,
@@ -90,63 +129,67 @@ class CaseStore:
         events: Sequence[ev.CaseEvent],
         new_state: CaseState,
         publish: Sequence[ev.CaseEvent],
+        input_event: str = "",
     ) -> None:
         """Record ``events`` as the versions after ``before`` (None: a new case)
-        or raise ``Conflict`` when another writer got there first."""
+        in one insert, or raise ``Conflict`` when another writer got there
+        first; then refresh the snapshot."""
         base = before.version if before is not None else 0
-        published = {e.event_id for e in publish}
-        staged = await self.outbox.stage(self.snapshots, new_state.case_id, publish)
-        for i, e in enumerate(events):
-            try:
-                await self.records.insert_one(
-                    {
-                        "_id": record_id(new_state.case_id, base + i + 1),
-                        "district_id": new_state.district_id,
-                        "case_id": new_state.case_id,
-                        "event_id": e.event_id,
-                        "publish": e.event_id in published,
-                        "event": Binary(encode_event(e)),
-                    }
-                )
-            except DuplicateKeyError as err:
-                raise Conflict(
-                    f"case {new_state.case_id} changed concurrently (it is past version "
-                    f"{base + i}); read it again and retry"
-                ) from err
-        await self._write_snapshot(new_state, staged=staged)
+        doc: Doc = {
+            "_id": record_id(new_state.case_id, base + 1),
+            "district_id": new_state.district_id,
+            "case_id": new_state.case_id,
+            "first": base + 1,
+            "last": new_state.version,
+            "events": [Binary(encode_event(e)) for e in events],
+            "outbox": outbox_field(publish),
+        }
+        if input_event:
+            doc["input"] = input_event
+        (inserted,) = await self.outbox.record(RECORDS, [doc])
+        if not inserted:
+            raise Conflict(
+                f"case {new_state.case_id} changed concurrently (it is past version "
+                f"{base}); read it again and retry"
+            )
+        await self._snapshot(new_state)
 
-    async def _write_snapshot(
-        self,
-        state: CaseState,
-        publish: Sequence[ev.CaseEvent] = (),
-        staged: dict[str, Any] | None = None,
-    ) -> None:
-        if staged is None:
-            staged = await self.outbox.stage(self.snapshots, state.case_id, publish)
-        await upsert_by_id(
-            self.snapshots,
-            state.case_id,
-            {
-                "$set": {
-                    "district_id": state.district_id,
-                    "version": state.version,
-                    "state": to_doc(state),
-                    **staged,
-                }
-            },
-        )
-        if staged:
-            self.wake()
-
-    async def first_event_id(self, case_id: str) -> str | None:
-        rec = await self.records.find_one({"_id": record_id(case_id, 1)}, {"event_id": 1})
-        return None if rec is None else str(rec["event_id"])
+    async def _snapshot(self, state: CaseState) -> None:
+        """The cache of the case's state. Two writers may land out of order
+        (each after its own record): an older snapshot then costs the next
+        load one more record read, nothing else."""
+        upd = {"district_id": state.district_id, "version": state.version, "state": to_doc(state)}
+        await self.store.write(SNAPSHOTS, [(state.case_id, {"$set": upd})])
 
     async def timeline(self, district_id: str, case_id: str) -> list[ev.CaseEvent]:
-        state = await self.load(district_id, case_id)
-        out = []
-        for v in range(1, state.version + 1):
-            rec = await self.records.find_one({"_id": record_id(case_id, v)})
-            if rec is not None:
-                out.append(decode_event(rec["event"]))
+        await self.load(district_id, case_id)
+        out: list[ev.CaseEvent] = []
+        version = 0
+        while (doc := await self.store.get(RECORDS, record_id(case_id, version + 1))) is not None:
+            rec = _recorded(doc)
+            out.extend(rec.events)
+            version = rec.last
         return out
+
+
+def _found(state: CaseState | None, district_id: str, case_id: str) -> CaseState:
+    if not case_id:
+        raise NotFound("case_id: is required")
+    if state is None:
+        raise NotFound(f"case_id: no case {case_id!r} in district {district_id!r}")
+    return state
+
+
+def first_event_id(doc: Doc) -> str:
+    """The id of the event a case's first record starts with (its registration)."""
+    return _recorded(doc).events[0].event_id
+
+
+def _fold(state: CaseState | None, rec: Recorded) -> CaseState:
+    events = rec.events
+    if state is None:  # the first record starts with the registration
+        state, events = from_registration(events[0]), events[1:]
+    state = reduce(apply, events, state)
+    if rec.input_event:
+        state = replace_inputs(state, rec.input_event)
+    return state

@@ -13,8 +13,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.core.districts import District, parse_district
-from xinfang.core.errors import NotFound
-from xinfang.core.mongo import Doc
+from xinfang.core.errors import Conflict, NotFound
+from xinfang.core.mongo import Doc, doc_lock
 
 __all__ = ["Directory"]
 
@@ -25,18 +25,31 @@ class Directory:
         self.ttl = ttl
         self._cache: dict[str, tuple[float, District]] = {}
 
-    async def put(self, doc: dict[str, Any]) -> District:
-        """Validate and store a district; returns it with its new version."""
+    async def put(self, doc: dict[str, Any], expected_version: int | None = None) -> District:
+        """Validate and store a district; returns it with its new version.
+
+        With ``expected_version`` the write is a compare-and-set: it lands
+        only on that version (the filter names it; the collection holds one
+        small document per district, so the non-``_id`` filter costs little
+        on FerretDB), else ``Conflict``."""
         parse_district(doc)  # refuse bad data before it is stored
         did = doc["district_id"]
         body = {k: v for k, v in doc.items() if k != "version"}
-        res = await self.coll.find_one_and_update(
-            {"_id": did},
-            {"$set": {"doc": body}, "$inc": {"version": 1}},
-            upsert=True,
-            return_document=True,
-        )
-        assert res is not None  # upsert always returns the document
+        flt: dict[str, Any] = {"_id": did}
+        if expected_version is not None:
+            flt["version"] = expected_version
+        async with doc_lock(self.coll, did):  # FerretDB's update is read-then-write
+            res = await self.coll.find_one_and_update(
+                flt,
+                {"$set": {"doc": body}, "$inc": {"version": 1}},
+                upsert=expected_version is None,
+                return_document=True,
+            )
+        if res is None:
+            raise Conflict(
+                f"expected_version: district {did!r} changed concurrently "
+                f"(it is past version {expected_version}); read it again"
+            )
         district = parse_district({**res["doc"], "version": res["version"]})
         self._cache[did] = (time.monotonic(), district)
         return district

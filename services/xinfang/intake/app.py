@@ -1,18 +1,16 @@
 """Intake: registers petitions from every channel and publishes CaseRegistered.
 
 The case document and its CaseRegistered event are written in one insert (the
-event sits in the document's outbox); the relay publishes it. The sealed
-identity stays in this document and nowhere else.
+event sits in the document's outbox, ``core.outbox``), published right after
+it. The sealed identity stays in this document and nowhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import grpc
 from bson.binary import Binary
-from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE
@@ -22,9 +20,9 @@ from xinfang.core.directory import Directory
 from xinfang.core.errors import InvalidArgument, NotFound, PermissionDenied
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
-from xinfang.core.mongo import Collection, upsert_by_id
-from xinfang.core.outbox import Outbox
+from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.core.store import Store
 from xinfang.intake.domain import Registration, case_id_for, validate
 from xinfang.intake.v1 import intake_pb2 as pb
 from xinfang.intake.v1 import intake_pb2_grpc as pb_grpc
@@ -37,24 +35,19 @@ REVEAL_ROLES = frozenset({"office"})
 log = get_logger(__name__)
 
 
+CASES = "cases"
+MATTERS = "petitioner_matters"
+REVEALS = "identity_reveals"
+
+
 class Intake:
     def __init__(
-        self,
-        cases: Collection,
-        petitioners: Collection,
-        outbox: Outbox,
-        directory: Directory,
-        vault: IdentityVault,
-        wake: Callable[[], None],
-        reveals: Collection,
+        self, store: Store, outbox: Outbox, directory: Directory, vault: IdentityVault
     ) -> None:
-        self.cases = cases
-        self.reveals = reveals
-        self.petitioners = petitioners
+        self.store = store
         self.outbox = outbox
         self.directory = directory
         self.vault = vault
-        self.wake = wake
 
     async def register(self, req: pb.RegisterPetitionRequest) -> pb.RegisterPetitionResponse:
         district_id = req.district_id.strip()
@@ -67,8 +60,10 @@ class Intake:
             raise InvalidArgument("request_id", "at most 128 characters")
         reg = validate(req, district, datetime.now(UTC))
         case_id = case_id_for(district_id, req.request_id) if req.request_id else new_id()
-        existing = await self.cases.find_one({"_id": case_id}, {"kind": 1, "district_id": 1})
+        existing = await self.store.get(CASES, case_id)
         if existing is not None and existing["district_id"] == district_id:
+            # a retry: the first try may have died before publishing
+            await self.outbox.republish([existing])
             return pb.RegisterPetitionResponse(
                 case_id=case_id, created=False, kind=existing["kind"]
             )
@@ -76,6 +71,12 @@ class Intake:
         # "same petitioner, same matter": keyed by pseudonym and category
         matter_id = f"{district_id}:{ref}:{reg.category}"
         seq, previous_case_id = await self._claim(matter_id, district_id, case_id)
+        # a hint only: where the next registration starts looking (see _claim).
+        # Written before the case, so a retry after a crash at any point
+        # leaves the same hint (``$max``, and the retry claims the same place)
+        await self.store.write(
+            MATTERS, [(matter_id, {"$max": {"count": seq}, "$set": {"district_id": district_id}})]
+        )
         kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
         event = self._event(case_id, reg, ref, kind, previous_case_id, seq - 1)
         sealed = self.vault.seal(district_id, case_id, reg.identity)
@@ -97,19 +98,10 @@ class Intake:
                 "kv": sealed.key_version,
             },
         }
-        staged = await self.outbox.stage(self.cases, case_id, [event])
-        doc["outbox"] = {k.split(".", 1)[1]: v for k, v in staged.items()}
-        try:
-            await self.cases.insert_one(doc)
-        except DuplicateKeyError:  # the same request raced us; it won
+        doc["outbox"] = outbox_field([event])
+        (inserted,) = await self.outbox.record(CASES, [doc])
+        if not inserted:  # the same request raced us; it won
             return pb.RegisterPetitionResponse(case_id=case_id, created=False, kind=kind)
-        self.wake()
-        # a hint only: where the next registration starts looking (see _claim)
-        await upsert_by_id(
-            self.petitioners,
-            matter_id,
-            {"$max": {"count": seq}, "$set": {"district_id": district_id}},
-        )
         return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
 
     async def _claim(self, matter_id: str, district_id: str, case_id: str) -> tuple[int, str]:
@@ -119,24 +111,24 @@ class Intake:
         ``_id`` is unique on every MongoDB-protocol server, so two registrations
         of one person at once (on any replica) get different places and only
         place 1 is a first petition. A read-then-insert would let both be first.
-        A retry of a request that crashed after claiming finds its own place.
+        A retry of a request that crashed after claiming finds its own place:
+        probing starts at the hint's place itself (the latest claim, perhaps
+        this request's own), not after it; a repeat petition pays one refused
+        insert for that. (A retry that comes after another registration of
+        the same matter moved the hint on takes a new place.)
         """
-        hint = await self.petitioners.find_one({"_id": matter_id}, {"count": 1})
-        seq = int((hint or {}).get("count", 0)) + 1
-        while True:
-            try:
-                await self.petitioners.insert_one(
-                    {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id}
-                )
+        hint = await self.store.get(MATTERS, matter_id)
+        seq = max(1, int((hint or {}).get("count", 0)))
+        while not await self.store.insert(
+            MATTERS, {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id}
+        ):
+            taken = await self.store.get(MATTERS, f"{matter_id}#{seq}")
+            if taken is not None and taken["case_id"] == case_id:
                 break
-            except DuplicateKeyError:
-                taken = await self.petitioners.find_one({"_id": f"{matter_id}#{seq}"})
-                if taken is not None and taken["case_id"] == case_id:
-                    break
-                seq += 1
+            seq += 1
         if seq == 1:
             return 1, ""
-        before = await self.petitioners.find_one({"_id": f"{matter_id}#{seq - 1}"})
+        before = await self.store.get(MATTERS, f"{matter_id}#{seq - 1}")
         return seq, str(before["case_id"]) if before else ""
 
     async def reveal(self, req: pb.RevealPetitionerRequest) -> pb.RevealPetitionerResponse:
@@ -153,12 +145,13 @@ class Intake:
             )
         if len(req.reason.strip()) < 4:
             raise InvalidArgument("reason", "say why the identity is needed")
-        doc = await self.cases.find_one({"_id": req.case_id}, {"identity": 1, "district_id": 1})
+        doc = await self.store.get(CASES, req.case_id)
         if doc is None or doc["district_id"] != req.district_id:
             raise NotFound(f"case_id: no case {req.case_id!r} in district {req.district_id!r}")
         reveal_id = new_id()
         # recorded first: no record, no reveal
-        await self.reveals.insert_one(
+        await self.store.insert(
+            REVEALS,
             {
                 "_id": reveal_id,
                 "district_id": req.district_id,
@@ -168,7 +161,7 @@ class Intake:
                 "unit_id": req.actor.unit_id,
                 "reason": req.reason.strip(),
                 "at": datetime.now(UTC),
-            }
+            },
         )
         ident = doc["identity"]
         person = self.vault.open(
@@ -244,15 +237,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
 async def _setup(rt: Runtime) -> Handler | None:
     vault = IdentityVault(rt.settings.identity_key_bytes)
-    intake = Intake(
-        rt.db["cases"],
-        rt.db["petitioner_matters"],
-        rt.outbox,
-        rt.directory,
-        vault,
-        rt.wake_relay,
-        rt.db["identity_reveals"],
-    )
+    intake = Intake(rt.store, rt.outbox, rt.directory, vault)
     rt.grpc.add(
         pb_grpc.add_IntakeServiceServicer_to_server,
         IntakeServicer(intake),
@@ -261,9 +246,4 @@ async def _setup(rt: Runtime) -> Handler | None:
     return None
 
 
-SPEC = ServiceSpec(
-    name=SERVICE,
-    consumes=False,
-    setup=_setup,
-    outbox_collections=lambda rt: [rt.db["cases"]],
-)
+SPEC = ServiceSpec(name=SERVICE, consumes=False, setup=_setup)

@@ -6,7 +6,9 @@
   ``warn:<day>``) of clock ids, so its work is proportional to what falls
   due, not to what is open. It publishes ``DeadlineWarned``,
   ``DeadlineBreached`` and ``SupervisionOrderIssued`` (to the unit and the
-  packaged leader) through the outbox of the clock's own document. A tier's
+  packaged leader) as one immutable notice record per clock and due date,
+  published by the outbox (a second pass or replica records nothing twice).
+  A tier's
   breach makes assignment escalate the case.
 * Tallies per district and clock feed Prometheus; tallies per unit and
   leader and month feed scores and rankings (``scoring.py``), published on
@@ -38,17 +40,17 @@ from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
+from xinfang.core.lease import Lease
 from xinfang.core.logging import get_logger
 from xinfang.core.mongo import (
     Collection,
     Position,
-    apply_once,
     doc_lock,
     inc_once,
     upsert_by_id,
     upsert_unlocked,
 )
-from xinfang.core.outbox import Outbox
+from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.periods import months_of, parse_period
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 from xinfang.supervision import scoring
@@ -78,6 +80,8 @@ log = get_logger(__name__)
 _IDS = uuid.UUID("0d5b8a7e-93f1-4a0c-9c55-2f1f6c1f2b33")
 _SYSTEM = ev.Actor(user_id="supervision", role="system")
 
+NOTICES = "notices"  # the scanner's recorded warnings, breaches and orders
+
 STAGE_DAYS = Histogram(
     "xinfang_stage_duration_days",
     "How long a statutory clock ran before it was stopped, in days",
@@ -91,7 +95,7 @@ def _unset_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
 
 
 class Supervision:
-    def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory, wake: Any) -> None:
+    def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory) -> None:
         self.clocks: Collection = rt_db["clocks"]
         self.stats: Collection = rt_db["clock_stats"]
         self.cases: Collection = rt_db["cases"]
@@ -102,36 +106,91 @@ class Supervision:
         self.rankings: Collection = rt_db["rankings"]
         self.outbox = outbox
         self.directory = directory
-        self.wake = wake
         self.producer: AIOKafkaProducer | None = None
         self.rankings_topic = "xinfang.rankings.v1"
 
     # ---- consuming case events ---------------------------------------------------
 
     async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
+        """Apply one event: its clocks, every counter they move, and the
+        record that it was applied. Computed first, then written in an order
+        that makes a retry after a crash at any point redo exactly what is
+        missing: counters first (each keyed by position: a second write of
+        the same position is refused by its watermark), then the clocks (each
+        with its own applied marker), and last the case's marker, whose
+        presence therefore means that everything before it is written."""
         district = await self.directory.get(event.district_id)
-        seen, info = await self._case_info(event, pos)
-        if not seen.here:
-            return "duplicate"  # the same event published twice: counted once already
+        case = await self.cases.find_one({"_id": event.case_id}) or {}
+        if case and case.get("district_id") != event.district_id:
+            raise InvalidArgument("district_id", "case belongs to another district")
+        if event.event_id in case.get("_applied", {}):
+            return "duplicate"
+        case_upd, info = _case_info(event, case)
+        ops = clock_ops(event)
+        kinds = list(dict.fromkeys(op.kind for op in ops))
+        doc_ids = sorted(clock_doc_id(event.case_id, kind) for kind in kinds)
+        async with contextlib.AsyncExitStack() as stack:
+            for doc_id in doc_ids:  # the scanner writes clocks too: hold them
+                await stack.enter_async_context(doc_lock(self.clocks, doc_id))
+            writes, by_kind, tallies = await self._compute(event, pos, district, info, ops, kinds)
+            await self._count(event, pos, district, info, by_kind, tallies)
+            for doc_id, upd, res, label in writes:
+                await upsert_unlocked(self.clocks, doc_id, upd)
+                for bucket, day in res.indexed:
+                    await self._index(bucket, day, doc_id)
+                if res.duration_days is not None:
+                    STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
+        marker = {f"_applied.{event.event_id}": [pos.partition, pos.offset]}
+        await upsert_by_id(self.cases, event.case_id, {"$set": {**case_upd, **marker}})
+        return "applied"
+
+    async def _compute(
+        self,
+        event: ev.CaseEvent,
+        pos: Position,
+        district: District,
+        info: dict[str, Any],
+        ops: list[Any],
+        kinds: list[int],
+    ) -> tuple[
+        list[tuple[str, dict[str, Any], Applied, str]],
+        dict[int, Applied],
+        defaultdict[tuple[str, str], Counter[str]],
+    ]:
+        """Fold the event's ops into its clocks, in memory."""
+        writes: list[tuple[str, dict[str, Any], Applied, str]] = []
         by_kind: dict[int, Applied] = {}
         # (clock, unit) -> increments; unit "" is the district's own tally
         tallies: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        ops = clock_ops(event)
-        for kind in dict.fromkeys(op.kind for op in ops):
+        for kind in kinds:
             doc_id = clock_doc_id(event.case_id, kind)
-            async with doc_lock(self.clocks, doc_id):
-                res = await self._apply_clock(event, pos, district, info, kind, ops, doc_id)
-            if res is None:
-                continue
-            by_kind[kind] = res
-            for bucket, day in res.indexed:
-                await self._index(bucket, day, doc_id)
+            old = await self.clocks.find_one({"_id": doc_id})
+            if old is not None and old["district_id"] != event.district_id:
+                raise InvalidArgument("district_id", "clock belongs to another district")
+            if old is not None and event.event_id in old.get("_applied", {}):
+                continue  # written by a try that crashed; its counters went first
+            res = apply_ops(
+                old,
+                [op for op in ops if op.kind == kind],
+                district,
+                event.case_id,
+                info.get("unit_id", ""),
+                info.get("leader_id", ""),
+            )
+            if old is None and not res.doc:
+                continue  # stopping a clock that never ran
+            upd: dict[str, Any] = {
+                "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
+            }
+            unset = _unset_fields(old, res.doc)
+            if unset:
+                upd["$unset"] = unset
             label = clock_label(kind)
+            writes.append((doc_id, upd, res, label))
+            by_kind[kind] = res
             tallies[(label, "")].update(res.stats)
             for unit, deltas in res.unit_stats.items():
                 tallies[(label, unit)].update(deltas)
-            if res.duration_days is not None:
-                STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
         k = event.WhichOneof("payload") or ""
         counted = {
             "deadline_warned": "warned",
@@ -143,6 +202,19 @@ class Supervision:
             tallies[(clock_label(payload.clock), "")][counted] += 1
             if payload.unit_id:
                 tallies[(clock_label(payload.clock), payload.unit_id)][counted] += 1
+        return writes, by_kind, tallies
+
+    async def _count(
+        self,
+        event: ev.CaseEvent,
+        pos: Position,
+        district: District,
+        info: dict[str, Any],
+        by_kind: dict[int, Applied],
+        tallies: defaultdict[tuple[str, str], Counter[str]],
+    ) -> None:
+        """Every counter the event moves, each refused at a position it has
+        counted already (``inc_once``)."""
         for (label, unit), deltas in tallies.items():
             inc = {f: n for f, n in deltas.items() if n}
             if not inc:
@@ -168,67 +240,6 @@ class Supervision:
                 {"district_id": event.district_id, "month": month, "kind": kind_name,
                  "subject": subject},
             )  # fmt: skip
-        return "applied" if seen.first else "duplicate"
-
-    async def _apply_clock(
-        self,
-        event: ev.CaseEvent,
-        pos: Position,
-        district: District,
-        info: dict[str, Any],
-        kind: int,
-        ops: list[Any],
-        doc_id: str,
-    ) -> Applied | None:
-        """Fold this event's ops into one clock document (caller holds its lock)."""
-        old = await self.clocks.find_one({"_id": doc_id})
-        if old is not None and old["district_id"] != event.district_id:
-            raise InvalidArgument("district_id", "clock belongs to another district")
-        if old is not None and event.event_id in old.get("_applied", {}):
-            return None  # redelivered after this clock was written
-        res = apply_ops(
-            old,
-            [op for op in ops if op.kind == kind],
-            district,
-            event.case_id,
-            info.get("unit_id", ""),
-            info.get("leader_id", ""),
-        )
-        if old is None and not res.doc:
-            return None  # stopping a clock that never ran
-        upd: dict[str, Any] = {
-            "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
-        }
-        unset = _unset_fields(old, res.doc)
-        if unset:
-            upd["$unset"] = unset
-        await upsert_unlocked(self.clocks, doc_id, upd)
-        return res
-
-    async def _case_info(self, event: ev.CaseEvent, pos: Position) -> tuple[Any, dict[str, Any]]:
-        """Record the event against its case (the dedupe for everything this
-        service does with it) and return who answers for the case: its unit
-        and its packaged leader, as they were before this event."""
-        before = await self.cases.find_one({"_id": event.case_id}) or {}
-        if before and before.get("district_id") != event.district_id:
-            raise InvalidArgument("district_id", "case belongs to another district")
-        k = event.WhichOneof("payload")
-        upd: dict[str, Any] = {"district_id": event.district_id}
-        if k == "registered":
-            upd["escalated"] = event.registered.escalated
-        elif k == "routed":
-            upd["unit_id"] = event.routed.unit_id
-        elif k == "remit_objected":
-            upd["unit_id"] = ""
-        elif k == "accepted":
-            upd["unit_id"] = event.accepted.unit_id
-        elif k == "leader_package_assigned":
-            upd["leader_id"] = event.leader_package_assigned.leader_id
-        seen = await apply_once(self.cases, event.case_id, event.event_id, {"$set": upd}, pos)
-        info = dict(before)
-        if k in ("accepted", "leader_package_assigned"):
-            info.update(upd)  # the new unit or leader answers for what this step starts
-        return seen, info
 
     async def _index(self, bucket: str, day: str, clock_id: str) -> None:
         await upsert_by_id(self.buckets, f"{bucket}:{day}", {"$addToSet": {"ids": clock_id}})
@@ -265,8 +276,6 @@ class Supervision:
         # a clock indexed under them later comes through the rechecks
         done = today.strftime("%Y%m%d")
         await upsert_by_id(self.meta, "scan", {"$set": {"done_through": done}})
-        if emitted:
-            self.wake()
         return emitted
 
     async def _check(self, clock_id: str, bucket: str, now: datetime) -> int:
@@ -328,8 +337,16 @@ class Supervision:
                 )
         if not fields:
             return 0
-        staged = await self.outbox.stage(self.clocks, clock_id, events) if events else {}
-        await self.clocks.update_one({"_id": clock_id}, {"$set": {**fields, **staged}})
+        if events:
+            # the notices are one immutable record, its _id fixed by the clock
+            # and due date: a second pass, or a second replica, cannot record
+            # them twice, and the outbox publishes what one recorded
+            await self.outbox.record(
+                NOTICES,
+                [{"_id": events[0].event_id, "district_id": c["district_id"],
+                  "case_id": c["case_id"], "outbox": outbox_field(events)}],
+            )  # fmt: skip
+        await self.clocks.update_one({"_id": clock_id}, {"$set": fields})
         return len(events)
 
     async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int]:
@@ -476,6 +493,28 @@ class Supervision:
         if doc is None or doc["district_id"] != district_id:
             raise NotFound(f"period: no {kind} ranking published for {district_id} {period}")
         return pb.Ranking.FromString(doc["bytes"])
+
+
+def _case_info(event: ev.CaseEvent, before: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """What the event changes in the case's record, and who answers for the
+    case (its unit and packaged leader) as they were before this event, or
+    as this step makes them where it starts something for them."""
+    k = event.WhichOneof("payload")
+    upd: dict[str, Any] = {"district_id": event.district_id}
+    if k == "registered":
+        upd["escalated"] = event.registered.escalated
+    elif k == "routed":
+        upd["unit_id"] = event.routed.unit_id
+    elif k == "remit_objected":
+        upd["unit_id"] = ""
+    elif k == "accepted":
+        upd["unit_id"] = event.accepted.unit_id
+    elif k == "leader_package_assigned":
+        upd["leader_id"] = event.leader_package_assigned.leader_id
+    info = dict(before)
+    if k in ("accepted", "leader_package_assigned"):
+        info.update(upd)  # the new unit or leader answers for what this step starts
+    return upd, info
 
 
 def _day(key: str) -> date:
@@ -658,7 +697,7 @@ async def _every(seconds: float, what: str, fn: Any) -> None:
 
 
 async def _setup(rt: Runtime) -> Handler | None:
-    sup = Supervision(rt.db, rt.outbox, rt.directory, rt.wake_relay)
+    sup = Supervision(rt.db, rt.outbox, rt.directory)
     sup.producer = rt.producer
     sup.rankings_topic = rt.settings.rankings_topic
     rt.grpc.add(
@@ -671,13 +710,14 @@ async def _setup(rt: Runtime) -> Handler | None:
     every = rt.settings.metrics_refresh_seconds
     rt.spawn(_every(every, "metrics refresh", lambda: metrics.refresh(sup)), "clock-metrics")
     scan_every = rt.settings.scan_seconds
-    rt.spawn(_every(scan_every, "deadline scan", lambda: sup.scan(datetime.now(UTC))), "scanner")
+    lease = Lease(rt.store, "deadline-scanner", ttl=max(10.0, 3 * scan_every))
+
+    async def scan() -> None:  # one replica scans at a time
+        if await lease.held():
+            await sup.scan(datetime.now(UTC))
+
+    rt.spawn(_every(scan_every, "deadline scan", scan), "scanner")
     return sup.handle
 
 
-SPEC = ServiceSpec(
-    name=SERVICE,
-    consumes=True,
-    setup=_setup,
-    outbox_collections=lambda rt: [rt.db["clocks"]],
-)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
