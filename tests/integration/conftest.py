@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.consumer import KafkaConsumer
+from kafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
 from xinfang.core.auth import tool_channel
@@ -162,6 +165,30 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def consumers_caught_up(settings: Settings) -> bool:
+    """Every service's consumer group has committed the case topic's end."""
+
+    def check() -> bool:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            parts = consumer.partitions_for_topic(settings.case_events_topic) or set()
+            tps = [TopicPartition(settings.case_events_topic, p) for p in parts]
+            end = consumer.end_offsets(tps)
+            groups = [f"xinfang-{s}" for s in ("assignment", "supervision", "reporting")]
+            committed = admin.list_group_offsets(groups)
+            return all(
+                (done := committed.get(g, {}).get(tp)) is not None and done.offset >= end[tp]
+                for g in groups
+                for tp in tps
+            )
+        finally:
+            consumer.close()
+            admin.close()
+
+    return await asyncio.to_thread(check)
 
 
 async def clocks_of(ch: grpc.aio.Channel, district_id: str, case_id: str) -> dict[int, Any]:

@@ -31,7 +31,7 @@ from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions
 
-from .conftest import eventually
+from .conftest import consumers_caught_up, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -206,18 +206,22 @@ async def test_rebuild_from_the_log_equals_the_live_figures(
         await rebuild(settings, district_id=did, progress=False)
     directory = Directory(mongo[f"{settings.mongo_db_prefix}_directory"])
     live = Reporting(mongo[f"{settings.mongo_db_prefix}_reporting"], directory)
-    # the scanner keeps publishing breaches of the back-dated cases for a few
-    # seconds: replay once the district's figures have settled
+    # the scanner keeps publishing breaches of the back-dated cases while
+    # supervision works through them: replay once every consumer has caught
+    # up with the log and the figures stay put over a few scanner passes
     last: list[Any] = [None]
 
     async def settled() -> bool:
+        if not await consumers_caught_up(settings):
+            await asyncio.sleep(1)
+            return False
         now = await live.figures(did, str(YEAR))
         same, last[0] = bool(now == last[0]), now
         if not same:
             await asyncio.sleep(3)
-        return same
+        return same and await consumers_caught_up(settings)
 
-    await eventually(settled, bool)
+    await eventually(settled, bool, wait_s=180)
     prefix = f"rebuild{uuid.uuid4().hex[:8]}"
     result = await rebuild(settings, district_id=did, into_prefix=prefix, progress=False)
     assert result.applied > 0

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     auth_key: str | None = None
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # a consumer reads up to this many events, or what arrived within this
+    # time, and applies them as one batch (core.batch)
+    consumer_batch_max: int = Field(default=200, ge=1, le=5000)
+    consumer_batch_seconds: float = Field(default=0.05, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
     # per-unit series per district at most (the rest add up as unit="_other")
     metrics_max_units: int = Field(default=300, ge=1)

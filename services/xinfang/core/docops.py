@@ -32,6 +32,9 @@ class UnsupportedUpdate(ValueError):
 
 
 def _parent(doc: Doc, path: str, create: bool) -> tuple[Doc | None, str]:
+    """The document holding ``path``'s last part, copied on the way down (so
+    ``doc``'s caller, who copied only the top, never sees a change), or None
+    when it does not exist and ``create`` is False."""
     parts = path.split(".")
     node: Any = doc
     for p in parts[:-1]:
@@ -41,7 +44,10 @@ def _parent(doc: Doc, path: str, create: bool) -> tuple[Doc | None, str]:
         if nxt is None:
             if not create:
                 return None, parts[-1]
-            nxt = node[p] = {}
+            nxt = {}
+        elif isinstance(nxt, dict):
+            nxt = dict(nxt)  # copy on write: the original may be shared
+        node[p] = nxt
         node = nxt
     if not isinstance(node, dict):
         raise UnsupportedUpdate(f"{path}: parent is not a document")
@@ -73,10 +79,12 @@ def _check_paths(update: Mapping[str, Any]) -> None:
 
 def apply_update(doc: Doc | None, update: Mapping[str, Any], doc_id: str) -> Doc:
     """The document after ``update`` (an upsert when ``doc`` is None). ``doc``
-    is not changed."""
+    is not changed, nor anything in it: what the update touches is copied on
+    write, the rest is shared with ``doc`` (so a batch applying many events
+    to a large document does not copy all of it each time)."""
     _check_paths(update)
     inserting = doc is None
-    out: Doc = {"_id": doc_id} if doc is None else copy.deepcopy(doc)
+    out: Doc = {"_id": doc_id} if doc is None else dict(doc)
     for op, fields in update.items():
         if op == "$setOnInsert" and not inserting:
             continue
@@ -100,12 +108,10 @@ def apply_update(doc: Doc | None, update: Mapping[str, Any], doc_id: str) -> Doc
             elif op == "$min":
                 parent[leaf] = value if cur is None or value < cur else cur
             elif op in ("$push", "$addToSet"):
-                if cur is None:
-                    cur = parent[leaf] = []
-                if not isinstance(cur, list):
+                if cur is not None and not isinstance(cur, list):
                     raise UnsupportedUpdate(f"{op}: {path} is not an array")
-                if op == "$push" or value not in cur:
-                    cur.append(copy.deepcopy(value))
+                if op == "$push" or value not in (cur or []):
+                    parent[leaf] = [*(cur or []), copy.deepcopy(value)]
     return out
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from pymongo import AsyncMongoClient
@@ -27,6 +27,7 @@ from xinfang.core.auth import Authenticator
 from xinfang.core.codec import DecodeFailed, decode_event, payload_name
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
+from xinfang.core.errors import NotFound
 from xinfang.core.grpc_server import GrpcServer
 from xinfang.core.kafka import DeadLetters, make_producer
 from xinfang.core.lease import Lease
@@ -49,6 +50,39 @@ log = get_logger(__name__)
 # A handler applies one event idempotently and says what happened:
 # "applied", "duplicate" or "ignored".
 Handler = Callable[[ev.CaseEvent, Position], Awaitable[str]]
+# A batch handler applies events in the order given (each partition's in
+# its order) and returns per event what happened, or the error that makes
+# it a dead letter; a transient store error raised from it has the runtime
+# retry the whole batch (core.batch.BatchConsumer is one).
+BatchHandler = Callable[[Sequence[tuple[ev.CaseEvent, Position]]], Awaitable[list[str | Exception]]]
+
+
+def one_by_one(handler: Handler) -> BatchHandler:
+    """A per-event handler as a batch handler: each event on its own."""
+
+    async def handle(items: Sequence[tuple[ev.CaseEvent, Position]]) -> list[str | Exception]:
+        out: list[str | Exception] = []
+        for event, pos in items:
+            try:
+                out.append(await handler(event, pos))
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as e:
+                out.append(e)
+        return out
+
+    return handle
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record of the case-events topic, as the consumer read it."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
 
 
 @dataclass
@@ -56,9 +90,10 @@ class ServiceSpec:
     name: str
     consumes: bool
     # Called once inside the running loop; registers gRPC servicers on
-    # rt.grpc, may set rt.relay collections, and returns the event handler
-    # (None for a service that consumes nothing).
-    setup: Callable[[Runtime], Awaitable[Handler | None]]
+    # rt.grpc and returns the event handler (None for a service that
+    # consumes nothing): a BatchHandler, or a Handler of one event
+    setup: Callable[[Runtime], Awaitable[BatchHandler | Handler | None]]
+    batched: bool = False  # setup returns a BatchHandler
 
 
 class Runtime:
@@ -72,7 +107,7 @@ class Runtime:
         self._outbox: Outbox | None = None
         self._stop = asyncio.Event()
         self.dead_letters: DeadLetters | None = None
-        self.handler: Handler | None = None
+        self.handler: BatchHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -114,7 +149,13 @@ class Runtime:
             self.service,
         )
         self.directory = Directory(self.database("directory"))
-        self.handler = await self.spec.setup(self)
+        handler = await self.spec.setup(self)
+        if handler is not None:
+            self.handler = (
+                cast(BatchHandler, handler)
+                if self.spec.batched
+                else one_by_one(cast(Handler, handler))
+            )
         # the sweeper runs in one replica at a time; every replica deletes
         # the pointers of what it published itself
         self.spawn(
@@ -146,69 +187,84 @@ class Runtime:
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
     ) -> str:
         """Handle one message from the case-events topic; never raises."""
+        return (await self.process_batch([Message(value, key, topic, partition, offset)]))[0]
+
+    async def process_batch(self, msgs: Sequence[Message]) -> list[str]:
+        """Handle a batch of messages from the case-events topic; never raises.
+        Returns once every message is applied, a duplicate, ignored or
+        dead-lettered: only then may its offset be committed."""
         await self.ready.wait()
         assert self.handler is not None and self.dead_letters is not None
-        payload = "unknown"
-        try:
-            event = decode_event(value)
-            payload = payload_name(event)
-        except DecodeFailed as e:
-            await self.dead_letters.send(
-                value=value,
-                key=key,
-                source_topic=topic,
-                partition=partition,
-                offset=offset,
-                error=e,
-            )
-            outcome = "dead_letter"
-        else:
-            outcome = await self._handle(event, value, key, topic, Position(partition, offset))
-            if outcome == "applied":
-                CONSUMER_LAG.labels(self.service).observe(
-                    max(0.0, time.time() - event.recorded_at.ToNanoseconds() / 1e9)
-                )
-        CONSUMER_EVENTS.labels(self.service, payload, outcome).inc()
-        CONSUMER_LAST_OFFSET.labels(self.service, str(partition)).set(offset)
-        CONSUMER_LAST_PROCESSED.labels(self.service).set(time.time())
-        return outcome
-
-    async def _handle(
-        self,
-        event: ev.CaseEvent,
-        value: bytes | None,
-        key: bytes | None,
-        topic: str,
-        pos: Position,
-    ) -> str:
-        assert self.handler is not None and self.dead_letters is not None
-        delay = 0.2
-        while True:
+        outcomes = ["dead_letter"] * len(msgs)
+        payloads = ["unknown"] * len(msgs)
+        items: list[tuple[ev.CaseEvent, Position]] = []
+        where: list[int] = []
+        for i, m in enumerate(msgs):
             try:
-                # an event of a district this deployment does not know is not
-                # processed anywhere: it is dead-lettered (NotFound) by every consumer
-                await self.directory.get(event.district_id)
-                return await self.handler(event, pos)
-            except TRANSIENT_ERRORS as e:
-                log.warning("store unavailable, retrying", error=str(e), event_id=event.event_id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            except Exception as e:
-                log.exception(
+                event = decode_event(m.value)
+            except DecodeFailed as e:
+                await self._dead_letter(m, e)
+                continue
+            payloads[i] = payload_name(event)
+            items.append((event, Position(m.partition, m.offset)))
+            where.append(i)
+        results = await self._retrying(items)
+        for i, (event, _pos), r in zip(where, items, results, strict=True):
+            if isinstance(r, Exception):
+                log.error(
                     "cannot handle event",
                     event_id=event.event_id,
                     case_id=event.case_id,
                     district_id=event.district_id,
+                    error_type=type(r).__name__,
+                    error=str(r)[:300],
                 )
-                await self.dead_letters.send(
-                    value=value,
-                    key=key,
-                    source_topic=topic,
-                    partition=pos.partition,
-                    offset=pos.offset,
-                    error=e,
+                await self._dead_letter(msgs[i], r)
+                continue
+            outcomes[i] = r
+            if r == "applied":
+                CONSUMER_LAG.labels(self.service).observe(
+                    max(0.0, time.time() - event.recorded_at.ToNanoseconds() / 1e9)
                 )
-                return "dead_letter"
+        for i, m in enumerate(msgs):
+            CONSUMER_EVENTS.labels(self.service, payloads[i], outcomes[i]).inc()
+            CONSUMER_LAST_OFFSET.labels(self.service, str(m.partition)).set(m.offset)
+        CONSUMER_LAST_PROCESSED.labels(self.service).set(time.time())
+        return outcomes
+
+    async def _retrying(self, items: list[tuple[ev.CaseEvent, Position]]) -> list[str | Exception]:
+        """The handler's results for ``items``, retrying while the store is away.
+        An event of a district this deployment does not know is processed
+        nowhere: it is dead-lettered (NotFound) by every consumer."""
+        assert self.handler is not None
+        delay = 0.2
+        while True:
+            try:
+                known: list[tuple[ev.CaseEvent, Position]] = []
+                unknown: dict[int, Exception] = {}
+                for j, (event, pos) in enumerate(items):
+                    try:
+                        await self.directory.get(event.district_id)
+                        known.append((event, pos))
+                    except NotFound as e:
+                        unknown[j] = e
+                results = iter(await self.handler(known) if known else [])
+                return [unknown[j] if j in unknown else next(results) for j in range(len(items))]
+            except TRANSIENT_ERRORS as e:
+                log.warning("store unavailable, retrying", error=str(e), events=len(items))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _dead_letter(self, m: Message, error: BaseException) -> None:
+        assert self.dead_letters is not None
+        await self.dead_letters.send(
+            value=m.value,
+            key=m.key,
+            source_topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            error=error,
+        )
 
 
 def _faust_app(rt: Runtime) -> Any:
@@ -239,9 +295,15 @@ def _faust_app(rt: Runtime) -> Any:
     )
 
     async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            m = event.message
-            await rt.process(m.value, m.key, m.topic, m.partition, m.offset)
+        # faust acks (and so commits) a batch's events only after this body
+        # has handled the batch and asks for the next one
+        async for events in stream.take_events(s.consumer_batch_max, s.consumer_batch_seconds):
+            await rt.process_batch(
+                [
+                    Message(m.value, m.key, m.topic, m.partition, m.offset)
+                    for m in (e.message for e in events)
+                ]
+            )
 
     app.agent(topic, name=f"xinfang-{rt.service}-case-events", concurrency=1)(consume)
     return app

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -26,22 +26,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE, tool_channel
+from xinfang.core.batch import Batch, BatchConsumer
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import encode_event, new_event, new_id, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
-from xinfang.core.mongo import (
-    Collection,
-    Doc,
-    Position,
-    doc_lock,
-    inc_once,
-    upsert_by_id,
-    upsert_unlocked,
-)
-from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position
+from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
+from xinfang.core.store import Store
 from xinfang.reporting import render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
 from xinfang.reporting.projections import (
@@ -65,6 +59,12 @@ __all__ = ["SPEC", "Reporting", "to_pb_figures"]
 
 SERVICE = "reporting"
 MAX_PAGE = 500
+COUNTERS = "counters"
+
+
+def _cases(district_id: str) -> str:
+    """A district's own collection of case documents: a search reads only it."""
+    return f"cases_{district_id}"
 
 
 class Reporting:
@@ -78,11 +78,8 @@ class Reporting:
     ) -> None:
         self.publish = publish
         self.auth_key = auth_key  # signs reporting's own calls to supervision
-        # set by a replay, which owns its read models alone: counters are added
-        # up in memory and written by ``flush`` (see rebuild.py)
-        self.buffer: dict[str, dict[str, Any]] | None = None
         self.db = db
-        self.counters: Collection = db["counters"]
+        self.counters: Collection = db[COUNTERS]
         self.directory = directory
         self.supervision = supervision  # address of supervision's gRPC, for rankings
         self._channel: grpc.aio.Channel | None = None
@@ -119,48 +116,59 @@ class Reporting:
         return out
 
     def cases(self, district_id: str) -> Collection:
-        return self.db[f"cases_{district_id}"]
+        return self.db[_cases(district_id)]
 
     # ---- projection ------------------------------------------------------------------
 
-    async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
-        coll = self.cases(event.district_id)
-        async with doc_lock(coll, event.case_id):
-            return await self._handle(event, pos, coll)
+    def consumer(self, store: Store) -> BatchConsumer:
+        """The projection over batches (``core.batch``): live, and in a
+        rebuild by replay, which is the same code with bigger batches."""
+        return BatchConsumer(store, (), self._prepare, self._apply, TRANSIENT_ERRORS)
 
-    async def _handle(self, event: ev.CaseEvent, pos: Position, coll: Collection) -> str:
+    async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
+        by_district: dict[str, list[str]] = {}
+        for event, _pos in items:
+            by_district.setdefault(event.district_id, []).append(event.case_id)
+        for district_id, case_ids in by_district.items():
+            await b.load(_cases(district_id), case_ids)
+
+    async def _apply(self, b: Batch, event: ev.CaseEvent, pos: Position) -> str:
+        """One event's effect on its case's document and on the district's
+        counters. The case document carries the event's marker and is
+        written after the counters (``Batch.flush``), so a marker means the
+        counters hold the event too."""
         district = await self.directory.get(event.district_id)
-        case = await coll.find_one({"_id": event.case_id}) or {}
-        seen = case.get("_applied", {}).get(event.event_id)
-        if seen is not None and seen != [pos.partition, pos.offset]:
-            return "duplicate"  # published twice; counted at its first position
+        coll = _cases(event.district_id)
+        case = await b.get(coll, event.case_id) or {}
+        if event.event_id in case.get("_applied", {}):
+            return "duplicate"  # published twice, or replayed: counted once
         contrib = contributions(event, case)
         kind = event.WhichOneof("payload") or "unknown"
-        if seen is None:
-            at = event.occurred_at.ToDatetime(tzinfo=UTC)
-            upd = case_update(event, _handling_due(event, case, district))
-            if kind in ("accepted", "backflow_reopened"):
-                upd.update(accepted_at=at, extension_days=0)
-            elif kind == "handling_extended":
-                upd["extension_days"] = case.get("extension_days", 0) + event.handling_extended.days
-            await upsert_unlocked(
-                coll,
-                event.case_id,
-                {
-                    "$set": {
-                        **upd,
-                        f"_applied.{event.event_id}": [pos.partition, pos.offset],
-                        # when the read model showed it: the benchmark's end point
-                        f"applied_at.{kind}": datetime.now(UTC),
-                    },
-                    # entries are documents: FerretDB stores no arrays in arrays
-                    "$push": {"timeline": {"at": at, "kind": kind, "id": event.event_id}},
+        at = event.occurred_at.ToDatetime(tzinfo=UTC)
+        upd = case_update(event, _handling_due(event, case, district))
+        if kind in ("accepted", "backflow_reopened"):
+            upd.update(accepted_at=at, extension_days=0)
+        elif kind == "handling_extended":
+            upd["extension_days"] = case.get("extension_days", 0) + event.handling_extended.days
+        b.update(
+            coll,
+            event.case_id,
+            {
+                "$set": {
+                    **upd,
+                    f"_applied.{event.event_id}": [pos.partition, pos.offset],
+                    # when the read model showed it: the benchmark's end point
+                    f"applied_at.{kind}": datetime.now(UTC),
                 },
-            )
+                # entries are documents: FerretDB stores no arrays in arrays
+                "$push": {"timeline": {"at": at, "kind": kind, "id": event.event_id}},
+            },
+        )
         if contrib is not None:
             year, fields = year_doc_fields(contrib.at, contrib.inc)
             if fields:
-                await self._count(
+                await b.count(
+                    COUNTERS,
                     f"{event.district_id}:{year}",
                     pos,
                     fields,
@@ -168,38 +176,14 @@ class Reporting:
                 )
             if contrib.backlog:
                 month = contrib.at.astimezone(SHANGHAI).strftime("%Y-%m")
-                await self._count(
+                await b.count(
+                    COUNTERS,
                     f"{event.district_id}:backlog",
                     pos,
                     {f"m.{month}": contrib.backlog},
                     {"district_id": event.district_id},
                 )
-        if contrib is None and seen is None:
-            return "applied" if kind != "unknown" else "ignored"
-        return "applied" if seen is None else "duplicate"
-
-    async def _count(
-        self, doc_id: str, pos: Position, inc: dict[str, int], on_insert: dict[str, Any]
-    ) -> None:
-        if self.buffer is None:
-            await inc_once(self.counters, doc_id, pos, inc, on_insert)
-            return
-        b = self.buffer.setdefault(doc_id, {"inc": {}, "wm": {}, "on_insert": on_insert})
-        for k, n in inc.items():
-            b["inc"][k] = b["inc"].get(k, 0) + n
-        p = str(pos.partition)
-        b["wm"][p] = max(b["wm"].get(p, -1), pos.offset)
-
-    async def flush(self) -> None:
-        """Write what a replay buffered: one update per counter document, with
-        the highest position counted, instead of one per event."""
-        for doc_id, b in (self.buffer or {}).items():
-            upd: dict[str, Any] = {"$inc": b["inc"], "$setOnInsert": b["on_insert"]}
-            if b["wm"]:
-                upd["$max"] = {f"_wm.{p}": o for p, o in b["wm"].items()}
-            await upsert_by_id(self.counters, doc_id, upd)
-        if self.buffer is not None:
-            self.buffer.clear()
+        return "applied" if contrib is not None or kind != "unknown" else "ignored"
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -500,7 +484,7 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
         return await self.r.city(list(request.district_ids), request.period)
 
 
-async def _setup(rt: Runtime) -> Handler | None:
+async def _setup(rt: Runtime) -> BatchHandler | None:
     s = rt.settings
 
     async def publish(event: ev.CaseEvent) -> None:
@@ -517,7 +501,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         ReportingServicer(r),
         pb.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     )
-    return r.handle
+    return r.consumer(rt.store)
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)

@@ -21,11 +21,13 @@ from aiokafka import AIOKafkaConsumer
 from kafka.admin import KafkaAdminClient
 from tqdm import tqdm
 
+from xinfang.case.v1.events_pb2 import CaseEvent
 from xinfang.core.codec import DecodeFailed, decode_event
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.errors import NotFound
 from xinfang.core.mongo import Position, connect
+from xinfang.core.store import MongoStore
 from xinfang.reporting.app import Reporting
 
 __all__ = ["RebuildResult", "ServiceRunning", "rebuild"]
@@ -81,8 +83,8 @@ async def rebuild(
             await db.drop_collection(f"cases_{district_id}")
             await db["counters"].delete_many({"district_id": district_id})
         directory = Directory(client[f"{settings.mongo_db_prefix}_directory"])
-        reporting = Reporting(db, directory)
-        reporting.buffer = {}  # nobody else writes these read models during the replay
+        # the live projection's own code, over batches of a replay's size
+        consume = Reporting(db, directory).consumer(MongoStore(db, "rebuild"))
         consumer = AIOKafkaConsumer(
             settings.case_events_topic,  # without a group: every partition is ours
             bootstrap_servers=settings.kafka_bootstrap,
@@ -105,6 +107,7 @@ async def rebuild(
             pending = {tp for tp in tps if end[tp] > begin[tp]}
             while pending:
                 batch = await consumer.getmany(*pending, timeout_ms=1000)
+                items: list[tuple[CaseEvent, Position]] = []
                 for tp, records in batch.items():
                     for r in records:
                         if r.offset >= end[tp]:
@@ -119,17 +122,17 @@ async def rebuild(
                         if district_id is not None and event.district_id != district_id:
                             skipped += 1
                             continue
-                        try:
-                            await reporting.handle(event, Position(r.partition, r.offset))
-                            applied += 1
-                        except NotFound:  # an unknown district: dead-lettered live
-                            skipped += 1
-                        if applied % 5000 == 0:
-                            await reporting.flush()
+                        items.append((event, Position(r.partition, r.offset)))
                     bar.update(len(records))
                     if records and records[-1].offset + 1 >= end[tp]:
                         pending.discard(tp)
-            await reporting.flush()
+                for outcome in await consume(items) if items else []:
+                    if isinstance(outcome, NotFound):  # an unknown district: dead-lettered live
+                        skipped += 1
+                    elif isinstance(outcome, Exception):
+                        raise outcome
+                    else:
+                        applied += 1
             bar.close()
         finally:
             await consumer.stop()

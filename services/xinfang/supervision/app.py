@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OVERSIGHT
+from xinfang.core.batch import Batch, BatchConsumer
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
@@ -43,16 +44,16 @@ from xinfang.core.grpc_server import rpc
 from xinfang.core.lease import Lease
 from xinfang.core.logging import get_logger
 from xinfang.core.mongo import (
+    TRANSIENT_ERRORS,
     Collection,
     Position,
     doc_lock,
-    inc_once,
     upsert_by_id,
-    upsert_unlocked,
 )
 from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.periods import months_of, parse_period
-from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
+from xinfang.core.store import Store
 from xinfang.supervision import scoring
 from xinfang.supervision.clocks import (
     Applied,
@@ -81,6 +82,12 @@ _IDS = uuid.UUID("0d5b8a7e-93f1-4a0c-9c55-2f1f6c1f2b33")
 _SYSTEM = ev.Actor(user_id="supervision", role="system")
 
 NOTICES = "notices"  # the scanner's recorded warnings, breaches and orders
+CLOCKS = "clocks"  # one per case and clock kind
+CASES = "cases"  # per case: who answers for it, and which events it has seen
+STATS = "clock_stats"  # per district (and unit) and clock kind: counters
+TALLIES = "tallies"  # per unit or leader and month: counters for scores
+BUCKETS = "due_buckets"  # per day: the clocks due (or to be warned) that day
+RECHECKS = "rechecks"  # clocks indexed under a day the scanner has passed
 
 STAGE_DAYS = Histogram(
     "xinfang_stage_duration_days",
@@ -96,13 +103,13 @@ def _unset_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
 
 class Supervision:
     def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory) -> None:
-        self.clocks: Collection = rt_db["clocks"]
-        self.stats: Collection = rt_db["clock_stats"]
-        self.cases: Collection = rt_db["cases"]
-        self.buckets: Collection = rt_db["due_buckets"]
+        self.clocks: Collection = rt_db[CLOCKS]
+        self.stats: Collection = rt_db[STATS]
+        self.cases: Collection = rt_db[CASES]
+        self.buckets: Collection = rt_db[BUCKETS]
         self.meta: Collection = rt_db["meta"]
-        self.rechecks: Collection = rt_db["rechecks"]
-        self.tallies: Collection = rt_db["tallies"]
+        self.rechecks: Collection = rt_db[RECHECKS]
+        self.tallies: Collection = rt_db[TALLIES]
         self.rankings: Collection = rt_db["rankings"]
         self.outbox = outbox
         self.directory = directory
@@ -111,60 +118,39 @@ class Supervision:
 
     # ---- consuming case events ---------------------------------------------------
 
-    async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
-        """Apply one event: its clocks, every counter they move, and the
-        record that it was applied. Computed first, then written in an order
-        that makes a retry after a crash at any point redo exactly what is
-        missing: counters first (each keyed by position: a second write of
-        the same position is refused by its watermark), then the clocks (each
-        with its own applied marker), and last the case's marker, whose
-        presence therefore means that everything before it is written."""
+    def consumer(self, store: Store) -> BatchConsumer:
+        """The consumer over batches (``core.batch``): counters are written
+        first, then clocks (each with its applied marker), and last the
+        case's record of the event, whose marker therefore means that
+        everything the event changed is written."""
+        return BatchConsumer(store, (CLOCKS, CASES), self._prepare, self.apply, TRANSIENT_ERRORS)
+
+    async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
+        await b.load(CASES, [e.case_id for e, _ in items])
+        await b.load(
+            CLOCKS,
+            [clock_doc_id(e.case_id, op.kind) for e, _ in items for op in clock_ops(e)],
+        )
+
+    async def apply(self, b: Batch, event: ev.CaseEvent, pos: Position) -> str:
+        """One event's effect: its clocks, every counter they move, and the
+        record that it was applied, all into the batch."""
         district = await self.directory.get(event.district_id)
-        case = await self.cases.find_one({"_id": event.case_id}) or {}
+        case = await b.get(CASES, event.case_id) or {}
         if case and case.get("district_id") != event.district_id:
             raise InvalidArgument("district_id", "case belongs to another district")
         if event.event_id in case.get("_applied", {}):
             return "duplicate"
         case_upd, info = _case_info(event, case)
         ops = clock_ops(event)
-        kinds = list(dict.fromkeys(op.kind for op in ops))
-        doc_ids = sorted(clock_doc_id(event.case_id, kind) for kind in kinds)
-        async with contextlib.AsyncExitStack() as stack:
-            for doc_id in doc_ids:  # the scanner writes clocks too: hold them
-                await stack.enter_async_context(doc_lock(self.clocks, doc_id))
-            writes, by_kind, tallies = await self._compute(event, pos, district, info, ops, kinds)
-            await self._count(event, pos, district, info, by_kind, tallies)
-            for doc_id, upd, res, label in writes:
-                await upsert_unlocked(self.clocks, doc_id, upd)
-                for bucket, day in res.indexed:
-                    await self._index(bucket, day, doc_id)
-                if res.duration_days is not None:
-                    STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
         marker = {f"_applied.{event.event_id}": [pos.partition, pos.offset]}
-        await upsert_by_id(self.cases, event.case_id, {"$set": {**case_upd, **marker}})
-        return "applied"
-
-    async def _compute(
-        self,
-        event: ev.CaseEvent,
-        pos: Position,
-        district: District,
-        info: dict[str, Any],
-        ops: list[Any],
-        kinds: list[int],
-    ) -> tuple[
-        list[tuple[str, dict[str, Any], Applied, str]],
-        dict[int, Applied],
-        defaultdict[tuple[str, str], Counter[str]],
-    ]:
-        """Fold the event's ops into its clocks, in memory."""
-        writes: list[tuple[str, dict[str, Any], Applied, str]] = []
+        today = datetime.now(SHANGHAI).strftime("%Y%m%d")
         by_kind: dict[int, Applied] = {}
         # (clock, unit) -> increments; unit "" is the district's own tally
         tallies: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        for kind in kinds:
+        for kind in dict.fromkeys(op.kind for op in ops):
             doc_id = clock_doc_id(event.case_id, kind)
-            old = await self.clocks.find_one({"_id": doc_id})
+            old = await b.get(CLOCKS, doc_id)
             if old is not None and old["district_id"] != event.district_id:
                 raise InvalidArgument("district_id", "clock belongs to another district")
             if old is not None and event.event_id in old.get("_applied", {}):
@@ -179,18 +165,23 @@ class Supervision:
             )
             if old is None and not res.doc:
                 continue  # stopping a clock that never ran
-            upd: dict[str, Any] = {
-                "$set": {**res.doc, f"_applied.{event.event_id}": [pos.partition, pos.offset]}
-            }
-            unset = _unset_fields(old, res.doc)
-            if unset:
+            upd: dict[str, Any] = {"$set": {**res.doc, **marker}}
+            if unset := _unset_fields(old, res.doc):
                 upd["$unset"] = unset
-            label = clock_label(kind)
-            writes.append((doc_id, upd, res, label))
+            b.update(CLOCKS, doc_id, upd)
+            for bucket, day in res.indexed:
+                b.also(BUCKETS, f"{bucket}:{day}", {"$addToSet": {"ids": doc_id}})
+                if day <= today:
+                    # due (or to be warned) already: the scanner may have
+                    # passed that day, so it looks at this clock next pass
+                    b.also(RECHECKS, f"{bucket}:{doc_id}", {"$set": {"day": day}})
             by_kind[kind] = res
+            label = clock_label(kind)
             tallies[(label, "")].update(res.stats)
             for unit, deltas in res.unit_stats.items():
                 tallies[(label, unit)].update(deltas)
+            if res.duration_days is not None:
+                STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
         k = event.WhichOneof("payload") or ""
         counted = {
             "deadline_warned": "warned",
@@ -202,10 +193,13 @@ class Supervision:
             tallies[(clock_label(payload.clock), "")][counted] += 1
             if payload.unit_id:
                 tallies[(clock_label(payload.clock), payload.unit_id)][counted] += 1
-        return writes, by_kind, tallies
+        await self._count(b, event, pos, district, info, by_kind, tallies)
+        b.update(CASES, event.case_id, {"$set": {**case_upd, **marker}})
+        return "applied"
 
     async def _count(
         self,
+        b: Batch,
         event: ev.CaseEvent,
         pos: Position,
         district: District,
@@ -214,7 +208,7 @@ class Supervision:
         tallies: defaultdict[tuple[str, str], Counter[str]],
     ) -> None:
         """Every counter the event moves, each refused at a position it has
-        counted already (``inc_once``)."""
+        counted already."""
         for (label, unit), deltas in tallies.items():
             inc = {f: n for f, n in deltas.items() if n}
             if not inc:
@@ -223,7 +217,7 @@ class Supervision:
             doc = {"district_id": event.district_id, "clock": label, "warn_days": warn.warn_days}
             if unit:
                 doc["unit_id"] = unit
-            await inc_once(self.stats, stats_doc_id(event.district_id, label, unit), pos, inc, doc)
+            await b.count(STATS, stats_doc_id(event.district_id, label, unit), pos, inc, doc)
         month = month_of(event)
         for kind_name, subject, inc in tally_deltas(
             event,
@@ -232,8 +226,8 @@ class Supervision:
             bool(info.get("escalated")),
             by_kind,
         ):
-            await inc_once(
-                self.tallies,
+            await b.count(
+                TALLIES,
                 tally_doc_id(event.district_id, month, kind_name, subject),
                 pos,
                 inc,
@@ -696,8 +690,9 @@ async def _every(seconds: float, what: str, fn: Any) -> None:
         await asyncio.sleep(seconds)
 
 
-async def _setup(rt: Runtime) -> Handler | None:
+async def _setup(rt: Runtime) -> BatchHandler | None:
     sup = Supervision(rt.db, rt.outbox, rt.directory)
+    consume = sup.consumer(rt.store)
     sup.producer = rt.producer
     sup.rankings_topic = rt.settings.rankings_topic
     rt.grpc.add(
@@ -717,7 +712,7 @@ async def _setup(rt: Runtime) -> Handler | None:
             await sup.scan(datetime.now(UTC))
 
     rt.spawn(_every(scan_every, "deadline scan", scan), "scanner")
-    return sup.handle
+    return consume
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)

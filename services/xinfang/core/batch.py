@@ -1,0 +1,256 @@
+"""One batch of events, applied in memory and written once.
+
+A consumer reads a bounded batch of a partition's events, and its handlers
+apply them here instead of at the store: every document the batch touches is
+read once (``load``, all of a kind at once), changed in memory as each event
+says (``update``: MongoDB's operators, ``core.docops``), and written once at
+the end (``flush``: one update per document, in bulk). A document changed by
+ten events of a batch costs one read and one write, not ten of each.
+
+Two kinds of document, because they have different writers:
+
+* *owned* documents (a case's record in a read model, a clock) are written
+  by the one consumer that owns the case's partition. The flush writes the
+  difference between what was read and what the batch made of it, and the
+  handler puts the record that an event was applied (``_applied.<event>``)
+  into the same document, so the effect and its tracking land in one write;
+* *counters* shared across partitions and replicas (a district's monthly
+  figures) are incremented (``count``) and carry, per source partition, the
+  highest offset counted (``_wm.<p>``, moved by ``$max`` in the same write).
+  An event at or below it is not counted again; two replicas' increments of
+  one counter add up.
+
+Flush order is what makes a retry after a crash at any point redo exactly
+what is missing and nothing twice: counters first, then the owned
+collections in the order the handler names, the one holding the
+per-event marker that the handler checks for duplicates last. So a marker,
+once written, means everything before it is written too.
+
+An event whose handler fails is undone in memory (``savepoint``/
+``rollback``) and dead-lettered alone; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xinfang.core.docops import apply_update, diff
+from xinfang.core.mongo import Doc, Position
+from xinfang.core.store import Store
+
+__all__ = ["Batch"]
+
+
+@dataclass
+class _Counter:
+    stored_wm: dict[str, int]  # the document's watermarks when read
+    wm: dict[str, int] = field(default_factory=dict)  # counted in this batch
+    inc: dict[str, int] = field(default_factory=dict)
+    on_insert: dict[str, Any] = field(default_factory=dict)
+
+
+class Batch:
+    def __init__(self, store: Store, order: Sequence[str] = ()) -> None:
+        self.store = store
+        self.order = list(order)  # owned collections, flushed in this order
+        self._before: dict[tuple[str, str], Doc | None] = {}
+        self._after: dict[tuple[str, str], Doc | None] = {}
+        self._counters: dict[tuple[str, str], _Counter] = {}
+        self._also: list[tuple[str, str, Mapping[str, Any]]] = []
+        self._undo: list[tuple[str, tuple[str, str], Any]] | None = None
+
+    # ---- reading --------------------------------------------------------------
+
+    async def load(self, coll: str, ids: Iterable[str]) -> None:
+        """Read these documents (those not read yet), all at once."""
+        want = [i for i in dict.fromkeys(ids) if (coll, i) not in self._before]
+        if not want:
+            return
+        got = await self.store.get_many(coll, want)
+        for i in want:
+            d = got.get(i)
+            # shared: ``apply_update`` never changes a document in place
+            self._before[(coll, i)] = self._after[(coll, i)] = d
+
+    async def get(self, coll: str, doc_id: str) -> Doc | None:
+        """The document as this batch has made it so far (read if need be)."""
+        await self.load(coll, [doc_id])
+        return self._after[(coll, doc_id)]
+
+    def peek(self, coll: str, doc_id: str) -> Doc | None:
+        """``get`` of a document already loaded."""
+        return self._after[(coll, doc_id)]
+
+    # ---- changing ---------------------------------------------------------------
+
+    def update(self, coll: str, doc_id: str, update: Mapping[str, Any]) -> Doc:
+        """Apply ``update`` to an owned document (loaded first) in memory."""
+        key = (coll, doc_id)
+        if key not in self._before:
+            raise KeyError(f"{coll}/{doc_id} was not loaded into this batch")
+        if self._undo is not None:  # the old version stays as it was
+            self._undo.append(("doc", key, self._after[key]))
+        new = apply_update(self._after[key], update, doc_id)
+        self._after[key] = new
+        return new
+
+    def also(self, coll: str, doc_id: str, update: Mapping[str, Any]) -> None:
+        """Queue an update that is idempotent and commutes with every other
+        writer's (``$addToSet`` to a shared index, ``$set`` of a flag that
+        only ever goes one way): written as it is, after the counters and
+        before the owned documents; never read back by this batch."""
+        if self._undo is not None:
+            self._undo.append(("also", ("", ""), len(self._also)))
+        self._also.append((coll, doc_id, update))
+
+    async def count(
+        self,
+        coll: str,
+        doc_id: str,
+        pos: Position,
+        inc: Mapping[str, int],
+        on_insert: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Add ``inc`` to a shared counter unless ``pos`` was counted already."""
+        key = (coll, doc_id)
+        c = self._counters.get(key)
+        if c is None:
+            doc = await self.store.get(coll, doc_id)
+            c = self._counters[key] = _Counter(
+                stored_wm={k: int(v) for k, v in ((doc or {}).get("_wm") or {}).items()}
+            )
+        p = str(pos.partition)
+        if pos.offset <= max(c.stored_wm.get(p, -1), c.wm.get(p, -1)):
+            return False
+        if self._undo is not None:
+            self._undo.append(("counter", key, copy.deepcopy(c)))
+        c.wm[p] = pos.offset
+        for k, n in inc.items():
+            c.inc[k] = c.inc.get(k, 0) + n
+        for k, v in (on_insert or {}).items():
+            c.on_insert.setdefault(k, v)
+        return True
+
+    async def load_counters(self, coll: str, ids: Iterable[str]) -> None:
+        """Read these counters' watermarks at once (``count`` reads one by one)."""
+        want = [i for i in dict.fromkeys(ids) if (coll, i) not in self._counters]
+        if not want:
+            return
+        got = await self.store.get_many(coll, want)
+        for i in want:
+            doc = got.get(i) or {}
+            self._counters[(coll, i)] = _Counter(
+                stored_wm={k: int(v) for k, v in (doc.get("_wm") or {}).items()}
+            )
+
+    # ---- one event at a time ------------------------------------------------------
+
+    def savepoint(self) -> None:
+        """Start recording what the next event changes, to undo it if it fails."""
+        self._undo = []
+
+    def rollback(self) -> None:
+        """Undo every change since ``savepoint``."""
+        for kind, key, old in reversed(self._undo or []):
+            if kind == "doc":
+                self._after[key] = old
+            elif kind == "also":
+                del self._also[old:]
+            else:
+                self._counters[key] = old
+        self._undo = None
+
+    def release(self) -> None:
+        """Keep what the event changed."""
+        self._undo = None
+
+    # ---- writing ----------------------------------------------------------------
+
+    def pending(self) -> dict[str, list[tuple[str, Doc]]]:
+        """The writes ``flush`` would make, by collection, in flush order."""
+        out: dict[str, list[tuple[str, Doc]]] = {}
+        for (coll, doc_id), c in self._counters.items():
+            if not c.wm:
+                continue
+            upd: Doc = {"$max": {f"_wm.{p}": o for p, o in c.wm.items()}}
+            # a field that nets to 0 in the batch is still written (as 0), so
+            # the document is the same however its events fell into batches
+            if c.inc:
+                upd["$inc"] = dict(c.inc)
+            if c.on_insert:
+                upd["$setOnInsert"] = c.on_insert
+            out.setdefault(coll, []).append((doc_id, upd))
+        for coll, doc_id, raw in self._also:
+            out.setdefault(coll, []).append((doc_id, dict(raw)))
+        owned: dict[str, list[tuple[str, Doc]]] = {}
+        for (coll, doc_id), after in self._after.items():
+            if after is None:
+                continue
+            upd = diff(self._before[(coll, doc_id)], after)
+            if upd:
+                owned.setdefault(coll, []).append((doc_id, upd))
+        rank = {c: i for i, c in enumerate(self.order)}
+        for coll in sorted(owned, key=lambda c: rank.get(c, -1)):
+            if coll in out:
+                raise ValueError(f"{coll} holds both counters and owned documents")
+            out[coll] = owned[coll]
+        return out
+
+    async def flush(self) -> int:
+        """Write the batch; returns the documents written. The batch is spent."""
+        n = 0
+        for coll, updates in self.pending().items():
+            await self.store.write(coll, updates)
+            n += len(updates)
+        self._before.clear()
+        self._after.clear()
+        self._counters.clear()
+        self._also.clear()
+        return n
+
+
+Item = tuple[Any, Position]  # (event, where it was read)
+
+
+class BatchConsumer:
+    """A service's consumer over batches: ``prepare`` reads what the batch
+    will touch (in bulk), ``apply`` applies one event to the batch and says
+    what happened ("applied", "duplicate", "ignored"). An event whose
+    ``apply`` raises anything but a transient store error is undone and its
+    error returned in its place, for the runtime to dead-letter; a transient
+    error ends the call, and the runtime retries the whole batch afresh."""
+
+    def __init__(
+        self,
+        store: Store,
+        order: Sequence[str],
+        prepare: Any,
+        apply: Any,
+        transient: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.store = store
+        self.order = order
+        self.prepare = prepare
+        self.apply = apply
+        self.transient = transient
+
+    async def __call__(self, items: Sequence[Item]) -> list[str | Exception]:
+        b = Batch(self.store, self.order)
+        await self.prepare(b, items)
+        out: list[str | Exception] = []
+        for event, pos in items:
+            b.savepoint()
+            try:
+                out.append(await self.apply(b, event, pos))
+            except self.transient:
+                raise
+            except Exception as e:
+                b.rollback()
+                out.append(e)
+            else:
+                b.release()
+        await b.flush()
+        return out

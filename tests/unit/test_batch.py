@@ -1,0 +1,180 @@
+"""The consumer batch (core.batch), the lease and the outbox, on the fake store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from xinfang.core.batch import Batch, BatchConsumer
+from xinfang.core.lease import Lease
+from xinfang.core.mongo import Position
+from xinfang.core.outbox import POINTERS, Outbox
+from xinfang.core.store import MemoryStore
+
+
+async def test_a_document_changed_by_many_events_is_read_once_and_written_once() -> None:
+    s = MemoryStore()
+    await s.insert("cases", {"_id": "c1", "n": 0})
+    s.calls.clear()
+    b = Batch(s)
+    await b.load("cases", ["c1", "c2"])
+    for i in range(10):
+        b.update("cases", "c1", {"$inc": {"n": 1}, "$set": {f"_applied.e{i}": [0, i]}})
+        b.update("cases", "c2", {"$push": {"log": i}})
+    assert b.peek("cases", "c1") == {
+        "_id": "c1",
+        "n": 10,
+        "_applied": {f"e{i}": [0, i] for i in range(10)},
+    }
+    await b.flush()
+    assert s.calls == {"get": 2, "write": 1}
+    assert (await s.get("cases", "c1") or {})["n"] == 10
+    assert (await s.get("cases", "c2") or {})["log"] == list(range(10))
+
+
+async def test_a_counter_refuses_a_position_it_has_counted() -> None:
+    s = MemoryStore()
+    b = Batch(s)
+    assert await b.count("counters", "d:2026", Position(0, 5), {"received": 1}, {"year": 2026})
+    assert await b.count("counters", "d:2026", Position(0, 6), {"received": 1})
+    assert not await b.count("counters", "d:2026", Position(0, 6), {"received": 1})
+    assert await b.count("counters", "d:2026", Position(1, 2), {"received": 1})
+    await b.flush()
+    assert await s.get("counters", "d:2026") == {
+        "_id": "d:2026",
+        "_wm": {"0": 6, "1": 2},
+        "received": 3,
+        "year": 2026,
+    }
+    again = Batch(s)  # a redelivery of the same batch, then one more event
+    assert not await again.count("counters", "d:2026", Position(0, 5), {"received": 1})
+    assert not await again.count("counters", "d:2026", Position(1, 2), {"received": 1})
+    assert await again.count("counters", "d:2026", Position(0, 7), {"received": 1})
+    await again.flush()
+    assert (await s.get("counters", "d:2026") or {})["received"] == 4
+
+
+async def test_flush_writes_counters_then_owned_collections_in_order() -> None:
+    s = MemoryStore()
+    written: list[str] = []
+    real = s.write
+
+    async def spy(coll: str, updates: Sequence[Any]) -> None:
+        written.append(coll)
+        await real(coll, updates)
+
+    s.write = spy  # type: ignore[method-assign]
+    b = Batch(s, order=["clocks", "cases"])
+    await b.load("cases", ["c"])
+    await b.load("clocks", ["k"])
+    b.update("cases", "c", {"$set": {"x": 1}})
+    b.update("clocks", "k", {"$set": {"y": 1}})
+    b.also("buckets", "due:1", {"$addToSet": {"ids": "k"}})
+    await b.count("stats", "s", Position(0, 1), {"open": 1})
+    await b.flush()
+    assert written == ["stats", "buckets", "clocks", "cases"]
+
+
+async def test_rollback_undoes_one_event_only() -> None:
+    s = MemoryStore()
+    b = Batch(s)
+    await b.load("cases", ["c"])
+    b.savepoint()
+    b.update("cases", "c", {"$set": {"kept": True}})
+    await b.count("stats", "s", Position(0, 1), {"n": 1})
+    b.release()
+    b.savepoint()
+    b.update("cases", "c", {"$set": {"undone": True}})
+    await b.count("stats", "s", Position(0, 2), {"n": 5})
+    b.also("buckets", "b", {"$set": {"x": 1}})
+    b.rollback()
+    assert b.peek("cases", "c") == {"_id": "c", "kept": True}
+    pending = b.pending()
+    assert pending["stats"] == [("s", {"$max": {"_wm.0": 1}, "$inc": {"n": 1}})]
+    assert "buckets" not in pending
+
+
+async def test_a_failing_event_is_returned_and_the_rest_of_the_batch_is_written() -> None:
+    s = MemoryStore()
+
+    async def prepare(b: Batch, items: Sequence[tuple[str, Position]]) -> None:
+        await b.load("cases", [e for e, _ in items])
+
+    async def apply(b: Batch, event: str, pos: Position) -> str:
+        b.update("cases", event, {"$set": {"seen": pos.offset}})
+        if event == "bad":
+            raise ValueError("cannot apply")
+        return "applied"
+
+    consume = BatchConsumer(s, ["cases"], prepare, apply)
+    out = await consume([("a", Position(0, 1)), ("bad", Position(0, 2)), ("b", Position(0, 3))])
+    assert out[0] == "applied" and out[2] == "applied"
+    assert isinstance(out[1], ValueError)
+    assert await s.get("cases", "bad") is None
+    assert (await s.get("cases", "b") or {})["seen"] == 3
+
+
+async def test_a_lease_is_held_by_one_replica_renewed_and_taken_over() -> None:
+    s = MemoryStore()
+    now = [1000.0]
+    a = Lease(s, "sweeper", ttl=10, owner="a", clock=lambda: now[0])
+    b = Lease(s, "sweeper", ttl=10, owner="b", clock=lambda: now[0])
+    assert await a.held()
+    assert not await b.held()
+    now[0] = 1007.0  # a renews ahead of the next term
+    assert await a.held()
+    now[0] = 1011.0
+    assert not await b.held()
+    assert await a.held()
+    now[0] = 1031.0  # a died at 1011: its last term ran out, b takes over
+    assert await b.held()
+    assert not await a.held()
+
+
+async def test_the_outbox_publishes_at_once_and_sweeps_what_a_crash_left() -> None:
+    s = MemoryStore()
+    now = [datetime(2026, 3, 1, tzinfo=UTC)]
+    bus: list[tuple[bytes, bytes]] = []
+
+    async def publish(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        bus.extend(messages)
+
+    out = Outbox(s, publish, "t", clock=lambda: now[0])
+    doc = {"_id": "r1", "outbox": [{"key": "c1", "value": b"e1"}]}
+    assert await out.record("records", [doc]) == [True]
+    assert await out.record("records", [{**doc, "outbox": []}]) == [False]  # taken
+    assert bus == [(b"c1", b"e1")]
+    await out.flush()
+    assert await s.scan(POINTERS, 10) == []
+
+    async def broken(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        raise ConnectionError("broker away")
+
+    down = Outbox(s, broken, "t", clock=lambda: now[0])
+    assert await down.record("records", [{"_id": "r2", "outbox": [{"key": "c2", "value": b"e2"}]}])
+    await s.insert(
+        POINTERS, {"_id": "records:ghost:x", "coll": "records", "doc": "ghost", "at": now[0]}
+    )
+    assert await out.sweep() == 0  # within the grace period: a writer may be at work
+    now[0] += timedelta(minutes=1)
+    assert await out.sweep() == 1
+    assert bus[-1] == (b"c2", b"e2")
+    assert await s.scan(POINTERS, 10) == []  # the ghost's pointer is dropped too
+
+
+@pytest.mark.parametrize("n", [1, 150])
+async def test_the_outbox_records_many_documents_in_few_calls(n: int) -> None:
+    s = MemoryStore()
+    bus: list[tuple[bytes, bytes]] = []
+
+    async def publish(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        bus.extend(messages)
+
+    out = Outbox(s, publish, "t")
+    docs = [{"_id": f"r{i}", "outbox": [{"key": "c", "value": b"%d" % i}]} for i in range(n)]
+    assert await out.record("records", docs) == [True] * n
+    assert len(bus) == n
+    assert s.calls["insert"] == 2 * ((n + 98) // 99)
