@@ -646,7 +646,8 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
   for bad in services.intake.replicaCount=-1 containerSecurityContext.readOnlyRootFilesystem=false \
     podSecurityContext.runAsNonRoot=false identityKey.existingSecret= authKey.existingSecret= \
     authKey.existingSecretKey= image.pullPolicy=Sometimes \
-    kafka.bootstrap=kafka partitions=0 services.reporting.grpcPort=70000 noSuchValue=1; do
+    kafka.bootstrap=kafka partitions=0 services.reporting.grpcPort=70000 noSuchValue=1 \
+    services.assignment.replicaCount=2 mongodb.server=mysql; do
     if "$helm" template x "$chart" --kube-version "$newest_k8s" --set "$bad" > /dev/null 2> "$tmp/err"; then
       echo "helm template accepted --set $bad"; return 1
     fi
@@ -665,7 +666,18 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
       || { cat "$tmp/err"; echo "--set $bad.existingSecret= failed, but not by xinfang.validate"; return 1; }
     m=$((m + 1))
   done
-  echo "$n invalid values refused by values.schema.json; $m missing key Secrets refused by xinfang.validate"
+  # two replicas on FerretDB: refused by the chart too, naming the value
+  if "$helm" template x "$chart" --kube-version "$newest_k8s" --skip-schema-validation \
+    --set services.supervision.replicaCount=2 > /dev/null 2> "$tmp/err"; then
+    echo "helm template --skip-schema-validation accepted two replicas on FerretDB"; return 1
+  fi
+  grep -q "needs mongodb.server=mongodb" "$tmp/err" \
+    || { cat "$tmp/err"; echo "two replicas on FerretDB failed, but not by xinfang.validate"; return 1; }
+  "$helm" template x "$chart" --kube-version "$newest_k8s" --set mongodb.server=mongodb \
+    --set services.supervision.replicaCount=2 > /dev/null \
+    || { echo "helm template refused two replicas on MongoDB"; return 1; }
+  m=$((m + 1))
+  echo "$n invalid values refused by values.schema.json; $m refused by xinfang.validate (missing key Secrets, replicas on FerretDB)"
 }
 
 check_kubeconform() {

@@ -9,12 +9,13 @@ from typing import Any
 
 import grpc
 import pytest
+from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import decode_event
+from xinfang.core.codec import decode_event, encode_event, new_event
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import Doc
@@ -209,3 +210,44 @@ async def test_a_changed_limit_moves_open_clocks(
     after = await clocks_of(supervision_channel, did, case.case_id)
     due_after = after[ev.CLOCK_KIND_HANDLING].due_at.ToDatetime(tzinfo=UTC)
     assert due_before - timedelta(days=20) <= due_after <= due_before - timedelta(days=10)
+
+
+async def test_a_window_that_ran_out_closes_once_through_its_event(
+    settings: Settings,
+    district: dict[str, Any],
+    producer: AIOKafkaProducer,
+    supervision_channel: grpc.aio.Channel,
+) -> None:
+    # a reply recorded 60 days ago: its 30-day window to ask for a review ran
+    # out long since. The scanner publishes DeadlineWindowClosed once, and the
+    # consumer closes the window at that event (nobody failed: no breach)
+    did = district["district_id"]
+    case_id = f"window-{datetime.now(UTC).timestamp()}"
+    replied = new_event(
+        case_id=case_id,
+        district_id=did,
+        producer="test",
+        case_version=5,
+        occurred_at=datetime.now(UTC) - timedelta(days=60),
+        reply_issued=ev.ReplyIssued(resolved=True),
+    )
+    await producer.send_and_wait(
+        settings.case_events_topic, value=encode_event(replied), key=case_id.encode()
+    )
+    clocks = await eventually(
+        lambda: clocks_of(supervision_channel, did, case_id),
+        lambda c: ev.CLOCK_KIND_REVIEW_REQUEST in c and not c[ev.CLOCK_KIND_REVIEW_REQUEST].open,
+    )
+    window = clocks[ev.CLOCK_KIND_REVIEW_REQUEST]
+    assert not window.breached
+    closed = await read_topic(
+        settings,
+        settings.case_events_topic,
+        lambda r: (
+            r.key == case_id.encode()
+            and decode_event(r.value).WhichOneof("payload") == "deadline_window_closed"
+        ),
+        want=2,
+        wait_s=5,
+    )
+    assert len({decode_event(r.value).event_id for r in closed}) == 1

@@ -162,3 +162,22 @@ def test_unit_rollup_adds_kinds_up_and_bounds_the_units() -> None:
     other = out[("d1", OTHER_UNITS)]  # u3, past the bound
     assert other.sla[SlaState.OVERDUE] == 2 and other.orders == 2
     assert out[("d2", "u9")].sla[SlaState.ON_TRACK] == 1
+
+
+def test_a_window_the_scanner_saw_end_closes_once_at_its_event() -> None:
+    d = small_district()
+    w = ev.CLOCK_KIND_REVIEW_REQUEST
+    started = apply_ops(None, [ClockOp("start", w, at(2025, 6, 2))], d, "c", "", "")
+    due = started.doc["due_at"]
+    # a restarted window ends at another time: an old end changes nothing
+    stale = apply_ops(started.doc, [ClockOp("expire", w, at(2025, 6, 3))], d, "c", "", "")
+    assert stale.doc["open"] and stale.stats == {}
+    closed = apply_ops(started.doc, [ClockOp("expire", w, due)], d, "c", "", "")
+    assert not closed.doc["open"] and closed.doc["expired"]
+    assert closed.doc["closed_at"] == due
+    assert closed.stats == {f"due.{started.doc['due_day']}": -1, "open": -1, "expired": 1}
+    again = apply_ops(closed.doc, [ClockOp("expire", w, due)], d, "c", "", "")
+    assert again.stats == {}  # a closed window is not closed twice
+    # a duty clock never expires: it breaches
+    h = apply_ops(None, [ClockOp("start", H, at(2025, 6, 2))], d, "c", "u1", "")
+    assert apply_ops(h.doc, [ClockOp("expire", H, h.doc["due_at"])], d, "c", "u1", "").doc["open"]

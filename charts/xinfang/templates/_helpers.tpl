@@ -129,5 +129,8 @@ XINFANG_SUPERVISION_ADDR: {{ printf "%s-supervision:%v" (include "xinfang.fullna
 {{- if not (hasKey $.Values.services $name) -}}
 {{- fail (printf "services.%s is missing: the chart runs all four services" $name) -}}
 {{- end -}}
+{{- if and (ne $.Values.mongodb.server "mongodb") (gt (int (index $.Values.services $name).replicaCount) 1) -}}
+{{- fail (printf "services.%s.replicaCount: more than one replica needs mongodb.server=mongodb; FerretDB 1.x updates a document as a read and a later write, so two replicas can lose each other's updates" $name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}

@@ -322,13 +322,14 @@ class Supervision:
                         leader_id=leader, days_overdue=days))
                 )  # fmt: skip
                 fields["breached"] = True
-            else:  # a window ran out: it closes, nobody failed
-                fields.update(open=False, expired=True, closed_at=c["due_at"])
-                await upsert_by_id(
-                    self.stats,
-                    stats_doc_id(c["district_id"], clock_label(kind)),
-                    {"$inc": {"open": -1, f"due.{c['due_day']}": -1, "expired": 1}},
-                )
+            elif not c.get("closing"):
+                # a window ran out: it closes, nobody failed. Closed by the
+                # consumer at this event, so its counts move exactly once
+                events.append(
+                    make("closed", deadline_window_closed=ev.DeadlineWindowClosed(
+                        clock=kind, due_at=due_ts))
+                )  # fmt: skip
+                fields["closing"] = True
         if not fields:
             return 0
         if events:
@@ -384,7 +385,8 @@ class Supervision:
         await self.clocks.update_one(
             {"_id": clock_id},
             {"$set": {"due_at": dl.due_at, "due_day": new_day, "warn_at": warn,
-                      "estimated": dl.estimated, "warned": False, "breached": False}},
+                      "estimated": dl.estimated, "warned": False, "breached": False,
+                      "closing": False}},
         )  # fmt: skip
         if not c.get("paused"):
             moved = {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}}

@@ -90,7 +90,7 @@ def day_key(at: datetime) -> str:
 
 @dataclass(frozen=True)
 class ClockOp:
-    op: str  # start | stop | extend | pause | resume
+    op: str  # start | stop | extend | pause | resume | expire
     kind: int
     at: datetime
     tier: int = 0
@@ -181,6 +181,9 @@ def clock_ops(event: ev.CaseEvent) -> list[ClockOp]:
             ]
         case "finalized":
             return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at)]
+        case "deadline_window_closed":
+            w = event.deadline_window_closed
+            return [ClockOp("expire", w.clock, w.due_at.ToDatetime(tzinfo=UTC))]
     return []
 
 
@@ -261,6 +264,7 @@ def apply_ops(
             warned=False,
             breached=False,
         )
+        d.pop("closing", None)  # a window the scanner saw end ends later now
         if d.get("open") and not d.get("paused"):
             bump(f"due.{d['due_day']}", 1)
             index()
@@ -302,6 +306,16 @@ def apply_ops(
             if not on_time:
                 late_days = math.ceil((op.at - d["due_at"]).total_seconds() / 86400)
             duration = (op.at - d["started_at"]).total_seconds() / 86400
+        elif op.op == "expire":
+            # a window ran out (the scanner saw it): it closes, nobody failed;
+            # unless it was restarted since, and so ends at another time
+            if d.get("duty") or d["due_at"] != op.at:
+                continue
+            if not d.get("paused"):
+                bump(f"due.{d['due_day']}", -1)
+            d.update(open=False, expired=True, closed_at=d["due_at"], paused=False)
+            bump("open", -1)
+            bump("expired", 1)
         elif op.op == "extend":
             d["extra_days"] = d.get("extra_days", 0) + op.days
             reschedule()
