@@ -11,6 +11,8 @@
                                     replay the case log into reporting's read models
     xinfang import FILE [--district D] [--format csv|jsonl] [--rejects OUT.csv]
                                     register a batch of petitions, report rejected rows
+    xinfang unrouted DISTRICT [--lang zh|en]
+                                    cases no routing row matched, waiting to be routed by hand
 
 User-facing text is Chinese by default; ``--lang en`` gives English.
 """
@@ -27,7 +29,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -376,6 +378,44 @@ async def _write_report(settings: Settings, district_id: str, period: str, lang:
             print(TEXT[lang]["report"].format(path=out_dir / r.filename))
 
 
+_UNROUTED_TEXT = {
+    "zh": ("{n} 件信访事项未匹配到分办规则，待人工分办：", "无待人工分办的信访事项。",
+           "  {case}  {received}  {category} / {township}"),
+    "en": ("{n} case(s) matched no routing rule and wait to be routed by hand:",
+           "No case waits to be routed by hand.", "  {case}  {received}  {category} / {township}"),
+}  # fmt: skip
+
+
+async def _unrouted(settings: Settings, district_id: str, lang: str) -> int:
+    """The office's list of cases to route by hand, with names, not codes."""
+    head, none, line = _UNROUTED_TEXT[lang]
+    async with tool_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
+        try:
+            res = await agrpc.AssignmentServiceStub(ch).ListUnroutedCases(
+                apb.ListUnroutedCasesRequest(district_id=district_id), timeout=30
+            )
+        except grpc.aio.AioRpcError as e:
+            print(f"xinfang unrouted: {e.details()} ({e.code().name})", file=sys.stderr)
+            return 2
+    client = connect(settings.mongo_uri, "xinfang-cli")
+    try:
+        names = await Directory(client[f"{settings.mongo_db_prefix}_directory"]).get(district_id)
+    finally:
+        await client.close()
+    print(head.format(n=len(res.cases)) if res.cases else none)
+    for c in res.cases:
+        received = c.received_at.ToDatetime(tzinfo=UTC).astimezone(SHANGHAI)
+        print(
+            line.format(
+                case=c.case_id,
+                received=received.strftime("%Y-%m-%d %H:%M"),
+                category=names.categories.get(c.category, c.category),
+                township=names.townships.get(c.township_id, c.township_id),
+            )
+        )
+    return 0
+
+
 def _rebuild(settings: Settings, district: str | None, into: str | None) -> int:
     try:
         res = asyncio.run(rebuild(settings, district, into))
@@ -441,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     im.add_argument("--concurrency", type=int, default=16)
     im.add_argument("--rejects", help="write rejected rows (line, reason) to this CSV")
     im.add_argument("--lang", choices=["zh", "en"], default="zh")
+    ur = sub.add_parser("unrouted", help="cases waiting for the office to route them by hand")
+    ur.add_argument("district_id")
+    ur.add_argument("--lang", choices=["zh", "en"], default="zh")
     tk = sub.add_parser("token", help="issue a bearer token for a user (needs XINFANG_AUTH_KEY)")
     tk.add_argument("user_id")
     tk.add_argument("--role", choices=sorted(ROLES), required=True)
@@ -482,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(render_summary(s, {}, a.lang))
         return 0
+    if a.cmd == "unrouted":
+        return asyncio.run(_unrouted(settings, a.district_id, a.lang))
     if a.cmd == "rebuild":
         return _rebuild(settings, a.district, a.into)
     if a.cmd == "report":

@@ -14,11 +14,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.config import Settings
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 
-from .conftest import clocks_of, eventually
+from .conftest import clocks_of, eventually, metric_value
 from .test_pipeline import petition
 
 pytestmark = pytest.mark.integration
@@ -331,3 +332,43 @@ async def test_leader_visit_out_is_recorded(
         apb.RecordVisitOutRequest(ctx=case.ctx(), leader_id=leader, visited_at=when)
     )
     assert (await case.timeline())[-1] == "leader_visit_out"
+
+
+async def test_a_case_no_rule_matches_waits_unrouted_for_the_office(
+    settings: Settings,
+    district: dict[str, Any],
+    intake_channel: grpc.aio.Channel,
+    assignment_channel: grpc.aio.Channel,
+) -> None:
+    did = district["district_id"]
+    stub = agrpc.AssignmentServiceStub(assignment_channel)
+    table = await stub.GetRoutingRules(apb.GetRoutingRulesRequest(district_id=did))
+    req = petition(district, seed=5)
+    # a table without a catch-all, whose one row is for another category
+    other = next(c["code"] for c in district["categories"] if c["code"] != req.category)
+    row = next(r for r in table.rules if r.unit_id)
+    only = apb.RoutingRule(
+        rule_id="only", category=other, unit_id=row.unit_id, decision=row.decision
+    )
+    await stub.SetRoutingRules(apb.SetRoutingRulesRequest(district_id=did, rules=[only]))
+    await asyncio.sleep(6)  # the directory's cache in every consumer (5 s)
+    resp = await igrpc.IntakeServiceStub(intake_channel).RegisterPetition(req)
+    waiting = await eventually(
+        lambda: stub.ListUnroutedCases(apb.ListUnroutedCasesRequest(district_id=did)),
+        lambda w: [c.case_id for c in w.cases] == [resp.case_id],
+    )
+    assert waiting.cases[0].category == req.category
+    case = Case(stub, did, resp.case_id)
+    assert (await case.view()).status == "registered"  # readable, not dead-lettered
+    await eventually(
+        lambda: metric_value(settings, "assignment", f'xinfang_unrouted_cases{{district="{did}"}}'),
+        lambda n: n == 1,
+    )
+    routed = await stub.RouteCase(
+        apb.RouteCaseRequest(
+            ctx=case.ctx(), decision=ev.ROUTING_DECISION_ACCEPT, unit_id=row.unit_id
+        )
+    )
+    assert routed.status == "routed"
+    after = await stub.ListUnroutedCases(apb.ListUnroutedCasesRequest(district_id=did))
+    assert list(after.cases) == []

@@ -9,12 +9,14 @@ with optimistic versioning (``store.CaseStore``), publish through the outbox.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from functools import reduce
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from prometheus_client import Gauge
 
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.routing import DECISIONS, route
@@ -27,10 +29,11 @@ from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.errors import Conflict, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
+from xinfang.core.logging import get_logger
 from xinfang.core.mongo import Position
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 
-__all__ = ["SPEC", "Assignment", "NoRoutingRule"]
+__all__ = ["SPEC", "Assignment"]
 
 SERVICE = "assignment"
 _DECISION_NAMES = {v: k for k, v in DECISIONS.items()}
@@ -38,11 +41,15 @@ ROLES = frozenset({"office", "unit", "leader", "supervisor", "system"})
 _SYSTEM = ev.Actor(user_id="assignment", role="system")
 
 
-class NoRoutingRule(LookupError):
-    """The district's table has no row for this case, not even a catch-all."""
-
-
 LOADS = "leader_load"
+UNROUTED = "unrouted"  # per district: the cases waiting to be routed by hand
+log = get_logger(__name__)
+
+UNROUTED_CASES = Gauge(
+    "xinfang_unrouted_cases",
+    "Registered cases no routing row matched, waiting for the office to route them",
+    ["district"],
+)
 
 
 class Assignment:
@@ -65,10 +72,17 @@ class Assignment:
         state = lc.from_registration(event)
         row = route(district.routing, state.category, state.township_id)
         if row is None:
-            raise NoRoutingRule(
-                f"district {event.district_id}: no routing row for category "
-                f"{state.category!r} / township {state.township_id!r}"
+            # no row matched, not even a catch-all: the case is recorded as
+            # registered and waits, listed as unrouted, for the office to
+            # route it by hand (RouteCase); nothing is dead-lettered
+            log.warning(
+                "no routing row: the case waits for the office",
+                case_id=event.case_id,
+                district_id=event.district_id,
+                category=state.category,
+                township_id=state.township_id,
             )
+            return await self._record_registration(event, [event], state, publish=[])
         routed = self._event(
             state,
             1,
@@ -80,22 +94,75 @@ class Assignment:
             ),
             _SYSTEM,
         )
-        new_state = lc.apply(state, routed)
+        return await self._record_registration(
+            event, [event, routed], lc.apply(state, routed), publish=[routed]
+        )
+
+    async def _record_registration(
+        self,
+        event: ev.CaseEvent,
+        events: list[ev.CaseEvent],
+        new_state: lc.CaseState,
+        publish: list[ev.CaseEvent],
+    ) -> str:
         try:
             # no read first: the insert of the case's first record says
             # whether it is new, and a redelivery costs one refused insert
-            await self.store.commit(None, [event, routed], new_state, publish=[routed])
+            await self.store.commit(None, events, new_state, publish=publish)
         except Conflict:
             first = await self.store.first_record(event.case_id)
             if first is not None and first_event_id(first) == event.event_id:
                 # a redelivery; the first try may have died before publishing
                 await self.store.outbox.republish([first])
+                if new_state.status is lc.Status.REGISTERED:
+                    await self._sync_unrouted(new_state)
                 return "duplicate"
             raise Conflict(
                 f"case {event.case_id} was registered by another event "
                 f"({first_event_id(first) if first else '?'})"
             ) from None
+        if new_state.status is lc.Status.REGISTERED:
+            await self._sync_unrouted(new_state)
         return "applied"
+
+    async def _sync_unrouted(self, state: lc.CaseState) -> None:
+        """The district's list of cases waiting to be routed by hand: a case
+        is on it while it is registered and not routed (no row matched, or
+        an objection found no other unit). Written after the case's record,
+        idempotently; a crash in between is mended by the case's next step
+        or redelivery."""
+        key = f"cases.{state.case_id}"
+        if state.status is lc.Status.REGISTERED:
+            entry = {
+                "received_at": state.received_at,
+                "category": state.category,
+                "township_id": state.township_id,
+            }
+            upd: dict[str, Any] = {"$set": {key: entry}}
+        else:
+            upd = {"$unset": {key: ""}}
+        await self.store.store.write(UNROUTED, [(state.district_id, upd)])
+
+    async def unrouted(self, district_id: str) -> pb.UnroutedCases:
+        if not district_id:
+            raise InvalidArgument("district_id", "is required")
+        await self.directory.get(district_id)
+        doc = await self.store.store.get(UNROUTED, district_id) or {}
+        rows = sorted(
+            (doc.get("cases") or {}).items(), key=lambda kv: (kv[1]["received_at"], kv[0])
+        )
+        return pb.UnroutedCases(
+            district_id=district_id,
+            cases=[
+                pb.UnroutedCase(
+                    case_id=case_id,
+                    received_at=to_timestamp(e["received_at"]),
+                    category=e["category"],
+                    township_id=e["township_id"],
+                )
+                for case_id, e in rows
+            ],
+        )
 
     async def _tier_breached(self, event: ev.CaseEvent) -> str:
         state = await self.store.load_for_change(event.district_id, event.case_id)
@@ -148,6 +215,8 @@ class Assignment:
             new_state = lc.replace_inputs(new_state, input_event)
         await self.store.commit(state, events, new_state, publish=events, input_event=input_event)
         await self._sync_load(state, new_state)
+        if lc.Status.REGISTERED in (state.status, new_state.status):
+            await self._sync_unrouted(new_state)
         return new_state
 
     async def _sync_load(self, before: lc.CaseState, after: lc.CaseState) -> None:
@@ -419,6 +488,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         return await self.a.view(request.district_id, request.case_id)
 
     @rpc(SERVICE)
+    async def ListUnroutedCases(
+        self, request: pb.ListUnroutedCasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnroutedCases:
+        return await self.a.unrouted(request.district_id)
+
+    @rpc(SERVICE)
     async def GetTimeline(
         self, request: pb.GetTimelineRequest, context: grpc.aio.ServicerContext
     ) -> pb.Timeline:
@@ -430,6 +505,17 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
 async def _setup(rt: Runtime) -> Handler | None:
     a = Assignment(CaseStore(rt.store, rt.outbox), rt.directory)
+
+    async def gauge_unrouted() -> None:  # one small document per district
+        while True:
+            try:
+                for doc in await rt.store.scan(UNROUTED, 10_000):
+                    UNROUTED_CASES.labels(doc["_id"]).set(len(doc.get("cases") or {}))
+            except Exception:
+                log.exception("unrouted gauge refresh failed")
+            await asyncio.sleep(rt.settings.metrics_refresh_seconds)
+
+    rt.spawn(gauge_unrouted(), "unrouted-gauge")
     rt.grpc.add(
         pb_grpc.add_AssignmentServiceServicer_to_server,
         AssignmentServicer(a),

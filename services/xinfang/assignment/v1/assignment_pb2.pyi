@@ -624,6 +624,77 @@ class GetCaseRequest(_message.Message):
 Global___GetCaseRequest: _TypeAlias = GetCaseRequest  # noqa: Y015
 
 @_typing.final
+class ListUnroutedCasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: _builtins.int
+    district_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        district_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["district_id", b"district_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnroutedCasesRequest: _TypeAlias = ListUnroutedCasesRequest  # noqa: Y015
+
+@_typing.final
+class UnroutedCase(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    category: _builtins.str
+    township_id: _builtins.str
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        category: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "category", b"category", "received_at", b"received_at", "township_id", b"township_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnroutedCase: _TypeAlias = UnroutedCase  # noqa: Y015
+
+@_typing.final
+class UnroutedCases(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_ID_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    district_id: _builtins.str
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnroutedCase]: ...
+    def __init__(
+        self,
+        *,
+        district_id: _builtins.str = ...,
+        cases: _abc.Iterable[Global___UnroutedCase] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "district_id", b"district_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnroutedCases: _TypeAlias = UnroutedCases  # noqa: Y015
+
+@_typing.final
 class CaseView(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -139,6 +139,11 @@ class AssignmentServiceStub:
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.SerializeToString,
                 response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.FromString,
                 _registered_method=True)
+        self.ListUnroutedCases = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/ListUnroutedCases',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.FromString,
+                _registered_method=True)
 
 
 class AssignmentServiceServicer:
@@ -274,6 +279,14 @@ class AssignmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUnroutedCases(self, request, context):
+        """Registered cases no routing row matched: they wait for the office to
+        route them by hand (RouteCase), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssignmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -381,6 +394,11 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
                     servicer.GetTimeline,
                     request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.FromString,
                     response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.SerializeToString,
+            ),
+            'ListUnroutedCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnroutedCases,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -950,6 +968,33 @@ class AssignmentService:
             '/xinfang.assignment.v1.AssignmentService/GetTimeline',
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.GetTimelineRequest.SerializeToString,
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.Timeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnroutedCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/ListUnroutedCases',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,10 @@ class AssignmentServiceStub:
     EndHearing: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]
     GetCase: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.GetCaseRequest, _assignment_pb2.CaseView]
     GetTimeline: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.GetTimelineRequest, _assignment_pb2.Timeline]
+    ListUnroutedCases: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.ListUnroutedCasesRequest, _assignment_pb2.UnroutedCases]
+    """Registered cases no routing row matched: they wait for the office to
+    route them by hand (RouteCase), oldest first.
+    """
 
 @_typing.type_check_only
 class AssignmentServiceAsyncStub(AssignmentServiceStub):
@@ -93,6 +97,10 @@ class AssignmentServiceAsyncStub(AssignmentServiceStub):
     EndHearing: _aio.UnaryUnaryMultiCallable[_assignment_pb2.HearingRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     GetCase: _aio.UnaryUnaryMultiCallable[_assignment_pb2.GetCaseRequest, _assignment_pb2.CaseView]  # type: ignore[assignment]
     GetTimeline: _aio.UnaryUnaryMultiCallable[_assignment_pb2.GetTimelineRequest, _assignment_pb2.Timeline]  # type: ignore[assignment]
+    ListUnroutedCases: _aio.UnaryUnaryMultiCallable[_assignment_pb2.ListUnroutedCasesRequest, _assignment_pb2.UnroutedCases]  # type: ignore[assignment]
+    """Registered cases no routing row matched: they wait for the office to
+    route them by hand (RouteCase), oldest first.
+    """
 
 class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -246,5 +254,15 @@ class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assignment_pb2.GetTimelineRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assignment_pb2.Timeline, _abc.Awaitable[_assignment_pb2.Timeline]]: ...
+
+    @_abc_1.abstractmethod
+    def ListUnroutedCases(
+        self,
+        request: _assignment_pb2.ListUnroutedCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assignment_pb2.UnroutedCases, _abc.Awaitable[_assignment_pb2.UnroutedCases]]:
+        """Registered cases no routing row matched: they wait for the office to
+        route them by hand (RouteCase), oldest first.
+        """
 
 def add_AssignmentServiceServicer_to_server(servicer: AssignmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
