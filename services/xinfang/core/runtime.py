@@ -39,6 +39,7 @@ from xinfang.core.metrics import (
 )
 from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position, connect
 from xinfang.core.outbox import Outbox, OutboxRelay
+from xinfang.core.parking import Parking
 
 __all__ = ["Handler", "Runtime", "ServiceSpec", "run"]
 
@@ -72,6 +73,7 @@ class Runtime:
         self._outbox: Outbox | None = None
         self.dead_letters: DeadLetters | None = None
         self.handler: Handler | None = None
+        self.parking: Parking | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -106,6 +108,7 @@ class Runtime:
         self.dead_letters = DeadLetters(
             self.service, self.producer, self.settings.dead_letter_topic
         )
+        self.parking = Parking(self.service, self.db["parked"], self._publish_case_event)
         self._outbox = Outbox(self.db)
         self.directory = Directory(self.database("directory"))
         self.handler = await self.spec.setup(self)
@@ -139,6 +142,23 @@ class Runtime:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the life of the process; cancelled on stop."""
         self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def _publish_case_event(
+        self, value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """Parking sends a released case's parked events back through the
+        case-events topic (see core.parking); retried until Kafka has it."""
+        delay = 0.5
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    self.settings.case_events_topic, value=value, key=key, headers=list(headers)
+                )
+                return
+            except Exception as e:
+                log.error("unparked event send failed, retrying", error=str(e))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def wake_relay(self) -> None:
         if self.relay is not None:
@@ -184,13 +204,19 @@ class Runtime:
         pos: Position,
     ) -> str:
         assert self.handler is not None and self.dead_letters is not None
+        assert self.parking is not None
+        # a case with a dead-lettered event waits for it (core.parking)
+        gate = await self.parking.admit(event, value, key, pos)
+        if gate.parked:
+            return "parked"
         delay = 0.2
         while True:
             try:
                 # an event of a district this deployment does not know is not
                 # processed anywhere: it is dead-lettered (NotFound) by every consumer
                 await self.directory.get(event.district_id)
-                return await self.handler(event, pos)
+                outcome = await self.handler(event, pos)
+                break
             except TRANSIENT_ERRORS as e:
                 log.warning("store unavailable, retrying", error=str(e), event_id=event.event_id)
                 await asyncio.sleep(delay)
@@ -202,15 +228,19 @@ class Runtime:
                     case_id=event.case_id,
                     district_id=event.district_id,
                 )
-                await self.dead_letters.send(
+                dead_letter_id = await self.dead_letters.send(
                     value=value,
                     key=key,
                     source_topic=topic,
                     partition=pos.partition,
                     offset=pos.offset,
                     error=e,
+                    event=event,
                 )
+                await self.parking.dead_lettered(event, dead_letter_id, gate)
                 return "dead_letter"
+        await self.parking.applied(event, gate)
+        return outcome
 
 
 def _faust_app(rt: Runtime) -> Any:
