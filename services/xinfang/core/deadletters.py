@@ -258,15 +258,14 @@ async def read_dead_letters(settings: Settings, timeout_s: float = 60.0) -> list
     )
     try:
         await consumer.start()
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer.topics()  # fetches metadata of every topic
-            parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            raise LookupError(
-                f"topic {topic} does not exist (python -m xinfang.core.topics ensure)"
-            )
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if topic not in await consumer.topics():
+            raise LookupError(f"topic {topic} does not exist: create the topics first")
+        # aiokafka learns a topic's partitions once it tracks the topic:
+        # assigning partition 0 (every topic has one) and asking its end does that
+        tp0 = TopicPartition(topic, 0)
+        consumer.assign([tp0])
+        await consumer.end_offsets([tp0])
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
         start = await consumer.beginning_offsets(tps)
@@ -284,9 +283,7 @@ async def read_dead_letters(settings: Settings, timeout_s: float = 60.0) -> list
                     for r in recs
                     if r.offset < end[tp]
                 )
-            for tp in list(todo):
-                if await consumer.position(tp) >= end[tp]:
-                    todo.discard(tp)
+            todo = {tp for tp in todo if await consumer.position(tp) < end[tp]}
     finally:
         await consumer.stop()
     return fold(records)
