@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -210,3 +213,79 @@ def test_cli_says_in_one_line_when_kafka_is_away(
     err = capsys.readouterr().err
     assert err.startswith("dead-letters list: Kafka at 127.0.0.1:9:")
     assert err.count("\n") == 1
+
+
+@pytest.fixture
+def topic(monkeypatch: pytest.MonkeyPatch) -> list[DeadLetter]:
+    """The CLI over a dead-letter topic held in memory: d1 has an open and a
+    replayed letter, d2 one open letter; replays are recorded, not sent."""
+    letters = fold(
+        [
+            letter(1, service="reporting", case_id="c1", district_id="d1"),
+            letter(2, service="assignment", case_id="c2", district_id="d1"),
+            mark("0:2"),
+            letter(3, service="reporting", case_id="c3", district_id="d2"),
+        ]
+    )
+    sent: list[DeadLetter] = []
+
+    async def read(settings: object) -> list[DeadLetter]:
+        return letters
+
+    async def parked(settings: object, shown: object) -> dict[str, int]:
+        return {"0:1": 2}
+
+    async def replay(settings: object, chosen: list[DeadLetter]) -> list[Any]:
+        sent.extend(chosen)
+        plan, _ = plan_replay(chosen)
+        return [dataclasses.replace(p, to="1:500") for p in plan]
+
+    monkeypatch.setattr("xinfang.core.deadletters.read_dead_letters", read)
+    monkeypatch.setattr("xinfang.core.deadletters.parked_behind", parked)
+    monkeypatch.setattr("xinfang.core.deadletters.replay", replay)
+    return sent
+
+
+def test_list_shows_one_districts_letters_with_state_and_parked(
+    topic: list[DeadLetter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dead-letters", "list", "--district", "d1", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["state"], r["parked"]) for r in rows] == [
+        ("0:1", "open", 2),
+        ("0:2", "replayed", None),
+    ]
+    assert main(["dead-letters", "list", "--district", "d1", "--state", "open"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["ID", "STATE"]
+    assert [x.split()[0] for x in out[1:-1]] == ["0:1"]
+    assert out[-1] == "1 shown of 1 matching, 1 open"
+    assert main(["dead-letters", "list", "--all-districts", "--json", "--limit", "1"]) == 0
+    assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["0:3"]
+
+
+def test_replay_by_filter_takes_only_open_letters_of_the_district(
+    topic: list[DeadLetter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dead-letters", "replay", "--district", "d1", "--all"]) == 0
+    assert [d.id for d in topic] == ["0:1"]
+    out = capsys.readouterr().out
+    assert "replayed as xinfang.case-events.v1/1:500" in out
+    assert out.splitlines()[-1] == "replayed 1 events (1 dead letters)"
+
+
+def test_replay_by_id_takes_replayed_letters_too_but_not_another_districts(
+    topic: list[DeadLetter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dead-letters", "replay", "--district", "d1", "--id", "0:2", "0:1"]) == 0
+    assert [d.id for d in topic] == ["0:2", "0:1"]
+    topic.clear()
+    assert main(["dead-letters", "replay", "--district", "d1", "--id", "0:1", "0:3"]) == 2
+    assert "no dead letter 0:3 of d1" in capsys.readouterr().err
+    assert topic == []  # all or nothing
+
+
+def test_dry_run_sends_nothing(topic: list[DeadLetter], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dead-letters", "replay", "--district", "d1", "--case", "c1", "--dry-run"]) == 0
+    assert topic == []
+    assert capsys.readouterr().out.splitlines()[-1] == "would replay 1 events (1 dead letters)"

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -69,8 +69,9 @@ class Role(enum.Enum):
 
 @dataclass(frozen=True)
 class Gate:
+    """``admit``'s answer, handed back to ``applied`` or ``dead_lettered``."""
+
     role: Role
-    head: Doc | None = field(default=None, repr=False)
 
     @property
     def parked(self) -> bool:
@@ -116,15 +117,15 @@ class Parking:
             eid = event.event_id
             queued = queued_ids(head)
             if head["state"] == BLOCKED and eid == head["event_id"]:
-                return Gate(Role.RETRY, head)
+                return Gate(Role.RETRY)
             if head["state"] == RELEASING:
                 if queued and eid == queued[0]:
-                    return Gate(Role.HEAD, head)
+                    return Gate(Role.HEAD)
                 if eid == head["event_id"] or eid in head.get("done", []):
                     return FREE  # applied already: the handler deduplicates it
             if eid not in queued:  # else: a redelivery, or a copy not yet due
                 await self._park(head, event, value, key, pos)
-            return Gate(Role.PARKED, head)
+            return Gate(Role.PARKED)
 
     async def applied(self, event: ev.CaseEvent, gate: Gate) -> None:
         if gate.role is Role.RETRY:
