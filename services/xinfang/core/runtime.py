@@ -5,7 +5,9 @@ A service supplies a ``ServiceSpec`` (what it serves and what it consumes);
 consumer group, partition assignment and offset commits, while every message
 goes through ``Runtime.process``, which deduplicates (via the handler's
 idempotent writes), retries transient store errors and dead-letters anything
-else, so an exception never silently acknowledges a message.
+else, so an exception never silently acknowledges a message. A case whose
+event was dead-lettered has its later events parked until that event is
+applied (``core.parking``), so they are never applied out of order.
 """
 
 from __future__ import annotations
