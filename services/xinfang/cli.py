@@ -13,6 +13,11 @@
                                     register a batch of petitions, report rejected rows
     xinfang unrouted DISTRICT [--lang zh|en]
                                     cases no routing row matched, waiting to be routed by hand
+    xinfang dead-letters list (--district D | --all-districts) [--service S] [--case C]
+                              [--error-type T] [--since WHEN] [--state S] [--limit N] [--json]
+    xinfang dead-letters replay (--district D | --all-districts)
+                                (--id ID ... | [--service S] [--case C] ... | --all) [--dry-run]
+                                    what consumers could not handle, and putting it back
 
 User-facing text is Chinese by default; ``--lang en`` gives English.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import sys
 import time
@@ -34,11 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import deadletters as dlq
 from xinfang.core.auth import ROLES, Authenticator, Caller, tool_channel
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
@@ -448,6 +457,155 @@ def _report(settings: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+class Refused(Exception):
+    """A command that cannot go ahead as asked: one line on stderr, exit 2."""
+
+
+def _dl_filter(a: argparse.Namespace) -> dlq.Filter:
+    if a.all_districts and a.district:
+        raise Refused("name --district or --all-districts, not both")
+    if not a.all_districts and not a.district:
+        raise Refused(
+            "name the district: --district D (the city-wide operator: --all-districts); "
+            "a district's operators see only its dead letters"
+        )
+    try:
+        since = dlq.parse_since(a.since) if a.since else None
+    except ValueError as e:
+        raise Refused(str(e)) from None
+    return dlq.Filter(
+        districts=None if a.all_districts else frozenset(a.district),
+        service=a.service,
+        case_id=a.case,
+        error_type=a.error_type,
+        since=since,
+        state=getattr(a, "state", None),
+    )
+
+
+def _dl_row(dl: dlq.DeadLetter, parked: int | None) -> list[str]:
+    error = f"{dl.error_type}: {dl.error}".replace("\n", " ")
+    return [
+        dl.id,
+        dl.state,
+        dl.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+        dl.service,
+        dl.district_id or "-",
+        dl.case_id or "-",
+        dl.payload or "-",
+        "-" if parked is None else str(parked),
+        error if len(error) <= 80 else error[:79] + "…",
+    ]
+
+
+async def _dl_list(settings: Settings, a: argparse.Namespace) -> int:
+    flt = _dl_filter(a)
+    letters = await dlq.read_dead_letters(settings)
+    matching = [dl for dl in letters if flt.matches(dl)]
+    shown = matching[-a.limit :] if a.limit > 0 else matching
+    parked = await dlq.parked_behind(settings, shown)
+    if a.json:
+        for dl in shown:
+            print(json.dumps({**dl.summary(), "parked": parked.get(dl.id)}, ensure_ascii=False))
+        return 0
+    head = ["ID", "STATE", "AT (Asia/Shanghai)", "SERVICE", "DISTRICT", "CASE", "PAYLOAD",
+            "PARKED", "ERROR"]  # fmt: skip
+    rows = [head, *(_dl_row(dl, parked.get(dl.id)) for dl in shown)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    n_open = sum(dl.state == dlq.OPEN for dl in matching)
+    print(f"{len(shown)} shown of {len(matching)} matching, {n_open} open")
+    return 0
+
+
+async def _dl_replay(settings: Settings, a: argparse.Namespace) -> int:
+    flt = _dl_filter(a)
+    if a.id and (flt.narrowed or a.all):
+        raise Refused("--id names the dead letters to replay: drop the other filters and --all")
+    if not a.id and not flt.narrowed and not a.all:
+        raise Refused(
+            "replaying by filter: narrow it (--service, --case, --error-type, --since) "
+            "or say --all to replay every open dead letter of the district"
+        )
+    try:
+        ids = [dlq.parse_id(i) for i in a.id or []]
+    except ValueError as e:
+        raise Refused(str(e)) from None
+    letters = await dlq.read_dead_letters(settings)
+    if ids:
+        by_id = {dl.id: dl for dl in letters}
+        for i in ids:
+            if i not in by_id or not flt.visible(by_id[i]):
+                where = "" if flt.districts is None else " of " + ", ".join(sorted(flt.districts))
+                raise Refused(f"--id: no dead letter {i}{where} (ids are <partition>:<offset>)")
+        chosen = [by_id[i] for i in dict.fromkeys(ids)]
+    else:  # by filter: only what is still open
+        chosen = [dl for dl in letters if flt.matches(dl) and dl.state == dlq.OPEN]
+    plan, undecodable = dlq.plan_replay(chosen)
+    for dl in undecodable:
+        print(f"skipped {dl.id}: its bytes never decoded, there is no event to replay")
+    if not plan:
+        print("nothing to replay")
+        return 0
+    by_id = {dl.id: dl for dl in chosen}
+    if a.dry_run:
+        done = plan
+    else:
+        done = await dlq.replay(settings, chosen)
+    for r in done:
+        dl = by_id[r.dead_letters[0]]
+        verb = f"replayed as {settings.case_events_topic}/{r.to}" if r.to else "would replay"
+        print(
+            f"{verb}: event {r.event_id} ({dl.payload}, case {dl.case_id}), "
+            f"dead letters {', '.join(r.dead_letters)}"
+        )
+    n = sum(len(r.dead_letters) for r in done)
+    print(f"{'would replay' if a.dry_run else 'replayed'} {len(done)} events ({n} dead letters)")
+    return 0
+
+
+def _dead_letters(settings: Settings, a: argparse.Namespace) -> int:
+    run = _dl_list if a.dlcmd == "list" else _dl_replay
+    # the client libraries' own complaints would repeat the one line below
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(run(settings, a))
+    except Refused as e:
+        print(f"dead-letters {a.dlcmd}: {e}", file=sys.stderr)
+    except KafkaError as e:
+        print(f"dead-letters {a.dlcmd}: Kafka at {settings.kafka_bootstrap}: {e}", file=sys.stderr)
+    except PyMongoError as e:
+        print(f"dead-letters {a.dlcmd}: store: {type(e).__name__}", file=sys.stderr)
+    except (LookupError, TimeoutError, OSError) as e:
+        print(f"dead-letters {a.dlcmd}: {e}", file=sys.stderr)
+    return 2
+
+
+def _dl_parser(sub: Any) -> None:
+    dl = sub.add_parser("dead-letters", help="list and replay what consumers could not handle")
+    dls = dl.add_subparsers(dest="dlcmd", required=True)
+    ls = dls.add_parser("list", help="dead letters, their reason and state (open/replayed)")
+    rp = dls.add_parser("replay", help="put dead-lettered events back for the consumers")
+    for x in (ls, rp):
+        x.add_argument("--district", action="append", default=[],
+                       help="only this district's dead letters (repeat for several)")  # fmt: skip
+        x.add_argument("--all-districts", action="store_true",
+                       help="every district's, and undecodable bytes (city-wide)")  # fmt: skip
+        x.add_argument("--service", choices=dlq.CONSUMERS, help="dead-lettered by this consumer")
+        x.add_argument("--case", help="of this case id")
+        x.add_argument("--error-type", help="with this error type (e.g. NotFound)")
+        x.add_argument("--since", help="dead-lettered since: 30m, 12h, 7d, a date or a time")
+    ls.add_argument("--state", choices=[dlq.OPEN, dlq.REPLAYED])
+    ls.add_argument("--limit", type=int, default=50, help="the newest N (0: all; default 50)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    rp.add_argument("--id", nargs="+", action="extend", metavar="ID",
+                    help="these dead letters (<partition>:<offset>), open or replayed")  # fmt: skip
+    rp.add_argument("--all", action="store_true",
+                    help="every open dead letter the district filter matches")  # fmt: skip
+    rp.add_argument("--dry-run", action="store_true", help="say what would be replayed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xinfang", description="信访 case-work platform CLI")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -491,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="a district the user works for (repeat; * for city-wide)")  # fmt: skip
     tk.add_argument("--unit", default="", help="the user's unit (role unit)")
     tk.add_argument("--hours", type=float, default=8.0, help="lifetime (default: a working day)")
+    _dl_parser(sub)
     a = p.parse_args(argv)
     settings = Settings()
     if a.cmd == "token":
@@ -527,6 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.cmd == "unrouted":
         return asyncio.run(_unrouted(settings, a.district_id, a.lang))
+    if a.cmd == "dead-letters":
+        return _dead_letters(settings, a)
     if a.cmd == "rebuild":
         return _rebuild(settings, a.district, a.into)
     if a.cmd == "report":

@@ -41,7 +41,13 @@ from xinfang.core.docops import apply_update, diff
 from xinfang.core.mongo import Doc, Position
 from xinfang.core.store import Store
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "BatchConsumer", "CaseBlocked"]
+
+
+class CaseBlocked(Exception):
+    """Not applied: an earlier event of its case in the same batch failed, so
+    applying this one would put the case's events out of order. The runtime
+    parks it behind the failed one (``core.parking``)."""
 
 
 @dataclass
@@ -241,7 +247,12 @@ class BatchConsumer:
         b = Batch(self.store, self.order)
         await self.prepare(b, items)
         out: list[str | Exception] = []
+        failed: set[str] = set()
         for event, pos in items:
+            case: str | None = getattr(event, "case_id", None)
+            if case is not None and case in failed:
+                out.append(CaseBlocked(case))
+                continue
             b.savepoint()
             try:
                 out.append(await self.apply(b, event, pos))
@@ -250,6 +261,8 @@ class BatchConsumer:
             except Exception as e:
                 b.rollback()
                 out.append(e)
+                if case is not None:
+                    failed.add(case)
             else:
                 b.release()
         await b.flush()

@@ -15,11 +15,18 @@ from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
+from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.config import Settings
 from xinfang.core.logging import get_logger
 from xinfang.core.metrics import DEAD_LETTERS
 
-__all__ = ["DeadLetters", "ensure_topics", "make_producer", "topic_specs"]
+__all__ = [
+    "DeadLetters",
+    "dead_letter_headers",
+    "ensure_topics",
+    "make_producer",
+    "topic_specs",
+]
 
 log = get_logger(__name__)
 
@@ -96,6 +103,36 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     )
 
 
+def dead_letter_headers(
+    service: str,
+    error: BaseException,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    event: ev.CaseEvent | None = None,
+) -> list[tuple[str, bytes]]:
+    """What an operator filters and acts on (``xinfang dead-letters``): who
+    gave up, why, where the message came from and, when the bytes decoded, the
+    event's ids and payload type. Only envelope ids: an event carries no
+    identity, and its content (the petition text) stays in the value."""
+    headers = [
+        ("x-service", service.encode()),
+        ("x-error-type", type(error).__name__.encode()),
+        ("x-error", str(error)[:2000].encode()),
+        ("x-source-topic", source_topic.encode()),
+        ("x-source-partition", str(partition).encode()),
+        ("x-source-offset", str(offset).encode()),
+    ]
+    if event is not None:
+        headers += [
+            ("x-event-id", event.event_id.encode()),
+            ("x-case-id", event.case_id.encode()),
+            ("x-district-id", event.district_id.encode()),
+            ("x-payload", (event.WhichOneof("payload") or "unknown").encode()),
+        ]
+    return headers
+
+
 class DeadLetters:
     """Sends what a consumer cannot handle to the dead-letter topic, with why.
 
@@ -116,29 +153,31 @@ class DeadLetters:
         partition: int,
         offset: int,
         error: BaseException,
-    ) -> None:
-        headers = [
-            ("x-service", self.service.encode()),
-            ("x-error-type", type(error).__name__.encode()),
-            ("x-error", str(error)[:2000].encode()),
-            ("x-source-topic", source_topic.encode()),
-            ("x-source-partition", str(partition).encode()),
-            ("x-source-offset", str(offset).encode()),
-        ]
+        event: ev.CaseEvent | None = None,
+    ) -> str:
+        """Returns the dead letter's id, ``<partition>:<offset>`` on the
+        dead-letter topic: what ``xinfang dead-letters replay --id`` takes and
+        what a parked case remembers it is waiting for."""
+        headers = dead_letter_headers(self.service, error, source_topic, partition, offset, event)
         delay = 0.5
         while True:
             try:
-                await self.producer.send_and_wait(self.topic, value=value, key=key, headers=headers)
+                md = await self.producer.send_and_wait(
+                    self.topic, value=value, key=key, headers=headers
+                )
                 break
             except Exception as e:
                 log.error("dead-letter send failed, retrying", error=str(e))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         DEAD_LETTERS.labels(self.service).inc()
+        dead_letter_id = f"{md.partition}:{md.offset}"
         log.warning(
             "dead-lettered",
+            dead_letter_id=dead_letter_id,
             source_partition=partition,
             source_offset=offset,
             error_type=type(error).__name__,
             error=str(error)[:300],
         )
+        return dead_letter_id

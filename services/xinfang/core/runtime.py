@@ -5,7 +5,9 @@ A service supplies a ``ServiceSpec`` (what it serves and what it consumes);
 consumer group, partition assignment and offset commits, while every message
 goes through ``Runtime.process``, which deduplicates (via the handler's
 idempotent writes), retries transient store errors and dead-letters anything
-else, so an exception never silently acknowledges a message.
+else, so an exception never silently acknowledges a message. A case whose
+event was dead-lettered has its later events parked until that event is
+applied (``core.parking``), so they are never applied out of order.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import Authenticator
+from xinfang.core.batch import CaseBlocked
 from xinfang.core.codec import DecodeFailed, decode_event, payload_name
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -41,6 +44,7 @@ from xinfang.core.metrics import (
 )
 from xinfang.core.mongo import TRANSIENT_ERRORS, Doc, Position, connect
 from xinfang.core.outbox import Outbox, kafka_publisher
+from xinfang.core.parking import Gate, Parking
 from xinfang.core.store import MongoStore
 
 __all__ = ["Handler", "Runtime", "ServiceSpec", "run"]
@@ -62,13 +66,18 @@ def one_by_one(handler: Handler) -> BatchHandler:
 
     async def handle(items: Sequence[tuple[ev.CaseEvent, Position]]) -> list[str | Exception]:
         out: list[str | Exception] = []
+        failed: set[str] = set()
         for event, pos in items:
+            if event.case_id in failed:
+                out.append(CaseBlocked(event.case_id))
+                continue
             try:
                 out.append(await handler(event, pos))
             except TRANSIENT_ERRORS:
                 raise
             except Exception as e:
                 out.append(e)
+                failed.add(event.case_id)
         return out
 
     return handle
@@ -108,6 +117,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self.dead_letters: DeadLetters | None = None
         self.handler: BatchHandler | None = None
+        self.parking: Parking | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -148,6 +158,9 @@ class Runtime:
             kafka_publisher(self.producer, self.settings.case_events_topic),
             self.service,
         )
+        self.parking = Parking(self.service, self.db["parked"], self._publish_case_event)
+        if self.spec.consumes:
+            await self.parking.refresh()
         self.directory = Directory(self.database("directory"))
         handler = await self.spec.setup(self)
         if handler is not None:
@@ -164,6 +177,8 @@ class Runtime:
             ),
             "outbox",
         )
+        if self.spec.consumes:
+            self.spawn(self._refresh_parking(), "parking-refresh")
         await self.grpc.start()
         serve_metrics(self.metrics_port, self.settings.grpc_host)
         self.ready.set()
@@ -183,6 +198,34 @@ class Runtime:
         """Run a background loop for the life of the process; cancelled on stop."""
         self._tasks.append(asyncio.create_task(coro, name=name))
 
+    async def _refresh_parking(self) -> None:
+        """Another replica's parked cases reach this one's knowledge within
+        seconds (a rebalance may hand their partitions over)."""
+        assert self.parking is not None
+        while True:
+            await asyncio.sleep(5)
+            try:
+                await self.parking.refresh()
+            except Exception:
+                log.exception("parking refresh failed")
+
+    async def _publish_case_event(
+        self, value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """Parking sends a released case's parked events back through the
+        case-events topic (see core.parking); retried until Kafka has it."""
+        delay = 0.5
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    self.settings.case_events_topic, value=value, key=key, headers=list(headers)
+                )
+                return
+            except Exception as e:
+                log.error("unparked event send failed, retrying", error=str(e))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     async def process(
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
     ) -> str:
@@ -195,9 +238,11 @@ class Runtime:
         dead-lettered: only then may its offset be committed."""
         await self.ready.wait()
         assert self.handler is not None and self.dead_letters is not None
+        assert self.parking is not None
         outcomes = ["dead_letter"] * len(msgs)
         payloads = ["unknown"] * len(msgs)
         items: list[tuple[ev.CaseEvent, Position]] = []
+        gates: list[Gate] = []
         where: list[int] = []
         for i, m in enumerate(msgs):
             try:
@@ -206,10 +251,24 @@ class Runtime:
                 await self._dead_letter(m, e)
                 continue
             payloads[i] = payload_name(event)
-            items.append((event, Position(m.partition, m.offset)))
+            pos = Position(m.partition, m.offset)
+            # a case with a dead-lettered event waits for it (core.parking)
+            gate = await self.parking.admit(event, m.value, m.key, pos)
+            if gate.parked:
+                outcomes[i] = "parked"
+                continue
+            items.append((event, pos))
+            gates.append(gate)
             where.append(i)
         results = await self._retrying(items)
-        for i, (event, _pos), r in zip(where, items, results, strict=True):
+        for i, (event, pos), gate, result in zip(where, items, gates, results, strict=True):
+            m = msgs[i]
+            r = result
+            if isinstance(r, CaseBlocked):  # behind an event of this batch that failed
+                if (await self.parking.admit(event, m.value, m.key, pos)).parked:
+                    outcomes[i] = "parked"
+                    continue
+                r = RuntimeError("an earlier event of the case failed in the same batch")
             if isinstance(r, Exception):
                 log.error(
                     "cannot handle event",
@@ -219,8 +278,10 @@ class Runtime:
                     error_type=type(r).__name__,
                     error=str(r)[:300],
                 )
-                await self._dead_letter(msgs[i], r)
+                letter = await self._dead_letter(m, r, event)
+                await self.parking.dead_lettered(event, letter, gate)
                 continue
+            await self.parking.applied(event, gate)
             outcomes[i] = r
             if r == "applied":
                 CONSUMER_LAG.labels(self.service).observe(
@@ -255,15 +316,19 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _dead_letter(self, m: Message, error: BaseException) -> None:
+    async def _dead_letter(
+        self, m: Message, error: BaseException, event: ev.CaseEvent | None = None
+    ) -> str:
+        """Send ``m`` to the dead-letter topic; returns the dead letter's id."""
         assert self.dead_letters is not None
-        await self.dead_letters.send(
+        return await self.dead_letters.send(
             value=m.value,
             key=m.key,
             source_topic=m.topic,
             partition=m.partition,
             offset=m.offset,
             error=error,
+            event=event,
         )
 
 
