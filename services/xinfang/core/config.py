@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     # of every gRPC request (see core.auth). Every service needs it.
     auth_key: str | None = None
 
+    # Consumer group membership (faust/aiokafka, classic group protocol). The
+    # session timeout is how long the broker keeps a member that stopped
+    # heartbeating: after a crash (SIGKILL, OOM, lost node) the restarted or
+    # surviving consumers get its partitions only once it has expired, so it
+    # bounds how long events wait after a crash. faust's default is 60 s; 10 s
+    # still allows a few missed heartbeats (sent every third of it) and is above
+    # the broker's group.min.session.timeout.ms (6 s by default).
+    kafka_session_timeout_seconds: float = Field(default=10.0, ge=6, le=90)
+    # Static membership (KIP-345): a stable, unique name per consumer process
+    # (a StatefulSet pod name, say). A member restarted under the same name
+    # takes its partitions back at once, without a rebalance. Off by default:
+    # a static member does not leave the group when it stops, so with names
+    # that change on every start (Deployment pods) its partitions would wait
+    # for the session timeout on every rolling update, and two processes given
+    # the same name fence each other.
+    kafka_group_instance_id: str | None = None
+
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
     # per-unit series per district at most (the rest add up as unit="_other")

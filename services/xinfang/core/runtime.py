@@ -237,6 +237,13 @@ def _faust_app(rt: Runtime) -> Any:
         store="memory://",
         autodiscover=False,
         datadir=str(datadir),
+        # A crashed member stays in the group, holding its partitions, until the
+        # broker has heard no heartbeat for the session timeout; a restarted
+        # consumer's join waits that long (faust's default of 60 s was most of
+        # the minute a restart took). Heartbeats go at a third of it.
+        broker_session_timeout=s.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_seconds / 3),
+        consumer_group_instance_id=s.kafka_group_instance_id,
     )
     topic = app.topic(
         s.case_events_topic,
