@@ -37,10 +37,14 @@ for s in assignment supervision reporting; do
   probe processed "$s" --since "$(date +%s.%N)" --timeout 120 >/dev/null
 done
 
-kill9() { # service: SIGKILL it and wait until it is gone
-  local pid; pid=$(cat "$XINFANG_DATA/svc-$1.pid")
+kill9() { # service: SIGKILL it and wait until it is gone (a zombie counts as gone)
+  local pid st; pid=$(cat "$XINFANG_DATA/svc-$1.pid")
   kill -9 "$pid"
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 50); do
+    st=$(ps -o stat= -p "$pid" 2>/dev/null) || return 0
+    [[ "$st" == Z* ]] && return 0
+    sleep 0.1
+  done
   die "$1 ($pid) survived SIGKILL"
 }
 
