@@ -64,16 +64,16 @@ class Settings(BaseSettings):
     # surviving consumers get its partitions only once it has expired, so it
     # bounds how long events wait after a crash. faust's default is 60 s; 10 s
     # still allows a few missed heartbeats (sent every third of it) and is above
-    # the broker's group.min.session.timeout.ms (6 s by default).
+    # the broker's group.min.session.timeout.ms (6 s by default). Heartbeats
+    # run on the service's event loop: a loop blocked for longer (a long
+    # synchronous report render) costs a rebalance and the replay of
+    # uncommitted events, which the idempotent handlers absorb, never an event.
     kafka_session_timeout_seconds: float = Field(default=10.0, ge=6, le=90)
-    # Static membership (KIP-345): a stable, unique name per consumer process
-    # (a StatefulSet pod name, say). A member restarted under the same name
-    # takes its partitions back at once, without a rebalance. Off by default:
-    # a static member does not leave the group when it stops, so with names
-    # that change on every start (Deployment pods) its partitions would wait
-    # for the session timeout on every rolling update, and two processes given
-    # the same name fence each other.
-    kafka_group_instance_id: str | None = None
+    # Membership stays dynamic (no group.instance.id): a static member sends
+    # no LeaveGroup when it stops, so after every graceful stop its partitions
+    # would wait out the session timeout, and reporting's in-place rebuild
+    # (which refuses while the group has members) would be refused meanwhile;
+    # tried on the local stack, it brought a restarted consumer back no sooner.
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)

@@ -243,7 +243,6 @@ def _faust_app(rt: Runtime) -> Any:
         # the minute a restart took). Heartbeats go at a third of it.
         broker_session_timeout=s.kafka_session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_seconds / 3),
-        consumer_group_instance_id=s.kafka_group_instance_id,
     )
     topic = app.topic(
         s.case_events_topic,
