@@ -11,9 +11,14 @@ port_of() { local v="XINFANG_${1^^}_GRPC"; echo "${!v}"; }
 # the pid listening on a local port, if any
 listener() { { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; } || true; }
 
+# alive PID: the process runs. A killed service is a zombie until init reaps
+# it, which can take a while; kill -0 still succeeds on a zombie, and counting
+# it as running kept `up` from restarting a service after a crash.
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ -n "$st" && "$st" != Z* ]]; }
+
 stop_pid() { # pid name
   kill "$1" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+  for _ in $(seq 1 50); do alive "$1" || return 0; sleep 0.2; done
   kill -9 "$1" 2>/dev/null || true
 }
 
@@ -23,7 +28,7 @@ case "${1:-}" in
     mkdir -p "$XINFANG_DATA" "$XINFANG_LOGS"
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
-      if [[ -f "$pf" ]] && kill -0 "$(cat "$pf")" 2>/dev/null; then log "$s already running"; continue; fi
+      if [[ -f "$pf" ]] && alive "$(cat "$pf")"; then log "$s already running"; continue; fi
       pid=$(listener "$(port_of "$s")")
       if [[ -n "$pid" ]]; then
         die "port $(port_of "$s") for $s is taken by pid $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null)); scripts/services.sh down stops ours"
@@ -42,7 +47,7 @@ case "${1:-}" in
       pf="$XINFANG_DATA/svc-$s.pid"
       if [[ -f "$pf" ]]; then
         pid=$(cat "$pf")
-        if kill -0 "$pid" 2>/dev/null; then log "stopping $s ($pid)"; stop_pid "$pid"; fi
+        if alive "$pid"; then log "stopping $s ($pid)"; stop_pid "$pid"; fi
         rm -f "$pf"
       fi
       # ours without a pid file (its data folder was reset, or it hung while
@@ -56,7 +61,7 @@ case "${1:-}" in
   status)
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
-      if [[ -f "$pf" ]] && kill -0 "$(cat "$pf")" 2>/dev/null; then echo "$s up ($(cat "$pf"))"; else echo "$s down"; fi
+      if [[ -f "$pf" ]] && alive "$(cat "$pf")"; then echo "$s up ($(cat "$pf"))"; else echo "$s down"; fi
     done ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

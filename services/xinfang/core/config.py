@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     # of every gRPC request (see core.auth). Every service needs it.
     auth_key: str | None = None
 
+    # Consumer group membership (faust/aiokafka, classic group protocol). The
+    # session timeout is how long the broker keeps a member that stopped
+    # heartbeating: after a crash (SIGKILL, OOM, lost node) the restarted or
+    # surviving consumers get its partitions only once it has expired, so it
+    # bounds how long events wait after a crash. faust's default is 60 s; 10 s
+    # still allows a few missed heartbeats (sent every third of it) and is above
+    # the broker's group.min.session.timeout.ms (6 s by default). Heartbeats
+    # run on the service's event loop: a loop blocked for longer (a long
+    # synchronous report render) costs a rebalance and the replay of
+    # uncommitted events, which the idempotent handlers absorb, never an event.
+    kafka_session_timeout_seconds: float = Field(default=10.0, ge=6, le=90)
+    # Membership stays dynamic (no group.instance.id): a static member sends
+    # no LeaveGroup when it stops, so after every graceful stop its partitions
+    # would wait out the session timeout, and reporting's in-place rebuild
+    # (which refuses while the group has members) would be refused meanwhile;
+    # tried on the local stack, it brought a restarted consumer back no sooner.
+
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     # a consumer reads up to this many events, or what arrived within this
     # time, and applies them as one batch (core.batch)

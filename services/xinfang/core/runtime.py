@@ -7,7 +7,14 @@ goes through ``Runtime.process``, which deduplicates (via the handler's
 idempotent writes), retries transient store errors and dead-letters anything
 else, so an exception never silently acknowledges a message. A case whose
 event was dead-lettered has its later events parked until that event is
-applied (``core.parking``), so they are never applied out of order.
+applied (``core.parking``), so they are never applied out of order. Messages
+arrive in bounded batches (``Runtime.process_batch``, ``core.batch``).
+
+Start order matters after a crash. The runtime (store, producer, gRPC,
+metrics) starts before faust's app, so a service answers commands and health
+checks while its consumer is still joining the group, which after a SIGKILL
+can take up to the broker's session timeout (see ``_Worker``). Events still
+wait for the runtime: ``Runtime.process_batch`` awaits ``ready``.
 """
 
 from __future__ import annotations
@@ -350,6 +357,12 @@ def _faust_app(rt: Runtime) -> Any:
         store="memory://",
         autodiscover=False,
         datadir=str(datadir),
+        # A crashed member stays in the group, holding its partitions, until the
+        # broker has heard no heartbeat for the session timeout; a restarted
+        # consumer's join waits that long (faust's default of 60 s was most of
+        # the minute a restart took). Heartbeats go at a third of it.
+        broker_session_timeout=s.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, s.kafka_session_timeout_seconds / 3),
     )
     topic = app.topic(
         s.case_events_topic,
@@ -384,17 +397,37 @@ def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         return
     app = _faust_app(rt)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def _start() -> None:  # faust runs tasks once, inside its loop
-        await rt.start()
-
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _stop(app: Any, **kwargs: Any) -> None:
         if rt.ready.is_set():
             await rt.stop()
 
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker.runtime = rt
     worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """A faust worker that starts the runtime before the app.
+
+    faust starts ``app.task``s only once the app has started, and the app
+    waits for its consumer's first partition assignment (table recovery)
+    before that. After a SIGKILL the broker keeps the dead member in the group
+    until its session timeout expires, so a runtime started as an app task
+    answered gRPC only after about a minute. Here it starts in the worker's
+    ``on_start``, which runs before the worker starts its children (the app,
+    whose consumer then joins the group): gRPC, health and metrics are up at
+    once, commands work meanwhile (they write the store and the outbox, which
+    the runtime's own producer relays), and the consumer's messages still
+    wait in ``Runtime.process`` for ``ready``. A runtime that cannot start
+    (store or broker unreachable) fails the worker, so the process exits.
+    """
+
+    runtime: Runtime
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.runtime.start()
 
 
 async def _serve_plain(rt: Runtime) -> None:
