@@ -39,6 +39,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from bench_common import (
     SERVICES,
+    calls_by_op,
     calls_per_case,
     load_results,
     pct,
@@ -328,6 +329,7 @@ async def run(a: argparse.Namespace) -> None:
     quiet_s = await wait_quiet(settings, client)
     after = await scrape_all(settings)
     calls = calls_per_case(before, after, a.n)
+    by_op = calls_by_op(before, after, a.n)
     elapsed = burst.visible_s
     figures.update(
         cases=a.n,
@@ -338,6 +340,7 @@ async def run(a: argparse.Namespace) -> None:
         p99_ms=_ms(pct(burst.latencies, 99)),
         max_ms=_ms(max(burst.latencies, default=float("nan"))),
         store_calls_per_case=calls,
+        store_calls_per_case_by_op=by_op,
     )
     print(f"submit (gRPC, intake):      {figures['submit_per_s']:8.1f} cases/s")
     print(f"end to end:                 {figures['cases_per_s']:8.1f} cases/s in {elapsed:.1f} s")
@@ -349,7 +352,8 @@ async def run(a: argparse.Namespace) -> None:
     )
     for service, v in calls.items():
         shown = f"{v:6.1f}" if v is not None else "n/a (counter not exported)"
-        print(f"  {service:<12} {shown}")
+        ops = "  ".join(f"{op} {x:.1f}" for op, x in by_op.get(service, {}).items())
+        print(f"  {service:<12} {shown}  {ops}".rstrip())
 
     if a.steady_n:
         print(f"steady: {a.steady_n} petitions offered at {a.steady_rate:g}/s")

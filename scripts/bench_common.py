@@ -25,6 +25,7 @@ __all__ = [
     "MAX_BULK",
     "SERVICES",
     "STORE_CALLS",
+    "calls_by_op",
     "calls_per_case",
     "load_results",
     "pct",
@@ -121,6 +122,26 @@ def calls_per_case(
             continue
         delta = sum(a.values()) - sum((b or {}).values())
         out[service] = delta / cases if cases else math.nan
+    return out
+
+
+def calls_by_op(
+    before: Mapping[str, str], after: Mapping[str, str], cases: int
+) -> dict[str, dict[str, float]]:
+    """Per service and op: store calls per case between two scrapes (only the
+    services that export the counter)."""
+    out: dict[str, dict[str, float]] = {}
+    for service in SERVICES:
+        a = store_calls(after.get(service, ""))
+        if a is None or not cases:
+            continue
+        b = store_calls(before.get(service, "")) or {}
+        ops: dict[str, float] = {}
+        for (_, op), v in a.items():
+            ops[op] = ops.get(op, 0.0) + v
+        for (_, op), v in b.items():
+            ops[op] = ops.get(op, 0.0) - v
+        out[service] = {op: v / cases for op, v in sorted(ops.items())}
     return out
 
 

@@ -81,6 +81,15 @@ def test_calls_per_case_is_the_difference_over_cases() -> None:
     assert first["assignment"] == pytest.approx(1.0)
 
 
+def test_calls_by_op_splits_the_difference() -> None:
+    before = {"assignment": EXPOSITION.replace("1200.0", "200.0").replace("900.0", "850.0")}
+    after = {"assignment": EXPOSITION, "intake": WITHOUT}
+    per = bench_common.calls_by_op(before, after, cases=100)
+    assert per == {
+        "assignment": {"get": 10.0, "insert": 0.0, "scan": 0.0, "write": 0.5},
+    }
+
+
 def test_pct_is_nearest_rank() -> None:
     values = [float(x) for x in range(1, 101)]
     assert bench_common.pct(values, 50) == 51.0
