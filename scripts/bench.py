@@ -356,9 +356,13 @@ async def run(a: argparse.Namespace) -> None:
         print(f"  {service:<12} {shown}  {ops}".rstrip())
 
     if a.steady_n:
-        print(f"steady: {a.steady_n} petitions offered at {a.steady_rate:g}/s")
+        # enough submits in flight that a slow answer does not lower the rate
+        # offered: each of them may take up to 4 s before the pacing slips
+        width = max(a.concurrency, round(4 * a.steady_rate))
+        print(f"steady: {a.steady_n} petitions offered at {a.steady_rate:g}/s, up to {width} "
+              f"in flight")  # fmt: skip
         steady = await run_phase(
-            settings, client, "steady", a.steady_n, a.concurrency, a.seed + 1, a.steady_rate
+            settings, client, "steady", a.steady_n, width, a.seed + 1, a.steady_rate
         )
         figures["steady"] = {
             "rate": a.steady_rate,
