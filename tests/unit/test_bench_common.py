@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
@@ -51,6 +52,23 @@ def test_the_counter_is_read_by_service_and_op() -> None:
         ("assignment", "write"): 900.0,
         ("assignment", "insert"): 300.0,
         ("assignment", "scan"): 12.0,
+    }
+
+
+def test_the_counter_as_prometheus_client_renders_it() -> None:
+    """The same counter as a service would declare it, rendered by the library."""
+    registry = CollectorRegistry()
+    calls = Counter(
+        "xinfang_store_calls_total", "store calls", ["service", "op"], registry=registry
+    )
+    text = generate_latest(registry).decode()
+    assert bench_common.store_calls(text) == {}  # declared, not yet used
+    calls.labels("reporting", "get").inc(3)
+    calls.labels("reporting", "write").inc()
+    text = generate_latest(registry).decode()
+    assert bench_common.store_calls(text) == {
+        ("reporting", "get"): 3.0,
+        ("reporting", "write"): 1.0,
     }
 
 
