@@ -191,8 +191,9 @@ def summary(r: Mapping[str, Any]) -> str:
     calls = p.get("store_calls_per_case") or {}
     known = [v for v in calls.values() if v is not None]
     total = sum(known) if known and len(known) == len(calls) else None
+    busy = "" if p.get("store_calls_complete", True) else " (pipeline still busy: too few)"
     row(
-        "store calls per case, total",
+        "store calls per case, total" + busy,
         _num(total, ".1f") if total is not None else "n/a (counter not exported)",
         "≤ 12",
         _check(total, total is not None and total <= 12),
@@ -209,6 +210,7 @@ def summary(r: Mapping[str, Any]) -> str:
         _check(cps, cps is not None and cps >= 150),
     )
     row("  submit (gRPC, intake), cases/s", _num(p.get("submit_per_s"), ",.1f"))
+    row("  until every consumer finished, cases/s", _num(p.get("all_done_per_s"), ",.1f"))
     row(
         "  submit -> visible p50 / p99 (burst)",
         f"{_num(p.get('p50_ms'), ',.0f')} / {_num(p.get('p99_ms'), ',.0f')} ms",
