@@ -60,6 +60,7 @@ from xinfang.sample.generator import petitions, sample_district
 
 CONSUMERS = ("assignment", "supervision", "reporting")
 QUIET_WAIT_S = 1800  # bound on waiting for consumers and relays to finish
+STALL_S = 120  # ... and on waiting for a consumer that has stopped moving
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -146,7 +147,9 @@ async def wait_quiet(settings: Settings, client: Any) -> tuple[float, bool]:
     """Wait until every consumer has handled every record on the case-events
     topic and no outbox holds unpublished events; returns (seconds waited,
     whether it got there). Store calls counted after this include
-    everything the cases caused."""
+    everything the cases caused. Gives up after QUIET_WAIT_S, or sooner
+    when no consumer has moved for STALL_S (a stalled service is reported,
+    not waited for)."""
     t0 = time.perf_counter()
     dbs = [client[settings.db_name(s)] for s in ("intake", "assignment", "supervision")]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
@@ -158,18 +161,28 @@ async def wait_quiet(settings: Settings, client: Any) -> tuple[float, bool]:
         begin = await consumer.beginning_offsets(tps)
         return sum(end[tp] - begin[tp] for tp in tps)
 
+    last: dict[str, float] = {}
+    moved_at = time.perf_counter()
+    why = f"the pipeline was still busy after {QUIET_WAIT_S} s"
     try:
         while time.perf_counter() - t0 < QUIET_WAIT_S:
             n = await records()
             texts = await scrape_all(settings)
-            if all(consumed(texts[s]) >= n for s in CONSUMERS):
+            done = {s: consumed(texts[s]) for s in CONSUMERS}
+            if all(v >= n for v in done.values()):
                 left = [await db["outbox_pointers"].find_one({}) for db in dbs]
                 if all(x is None for x in left) and await records() == n:
                     return time.perf_counter() - t0, True
+            behind = ", ".join(f"{s} {v:,.0f}" for s, v in done.items() if v < n)
+            if done != last:
+                last, moved_at = done, time.perf_counter()
+            elif behind and time.perf_counter() - moved_at > STALL_S:
+                why = f"no consumer moved for {STALL_S} s; of {n:,} events: {behind}"
+                break
             await asyncio.sleep(0.5)
     finally:
         await consumer.stop()
-    print(f"warning: the pipeline was still busy after {QUIET_WAIT_S} s", file=sys.stderr)
+    print(f"warning: {why}", file=sys.stderr)
     return time.perf_counter() - t0, False
 
 
