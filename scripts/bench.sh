@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
-# Benchmark: N petitions through all four services on a fresh stack of its
-# own, beside the broker's own ceiling for the same messages.
-#   scripts/bench.sh [--n 5000] [--concurrency 32]
+# Benchmark, on a fresh stack of its own, printing every figure of one run
+# and a summary with each figure's target:
+#   bench.py        a burst of --n cases (cases/s, store calls per case), a
+#                   steady phase at 50 cases/s (p50/p99/max latency), the
+#                   rebuild by replay, Kafka's own producer/consumer ceilings
+#   bench_store.py  the store's own ceilings on the same FerretDB: raw
+#                   updates/s by _id, and the pipeline's writes replayed
+#   bench_clocks.py supervision's scanner and re-evaluation on the store
+#   scripts/bench.sh [--n 5000] [--concurrency 32] [--steady-n 1500] [--steady-rate 50]
+#                    [--kafka-records 200000] [--clocks 2000]   (--clocks 0: skip)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
 isolated_stack bench "${XINFANG_BENCH_PORT_BASE:-39000}"
+clocks=2000
+args=()
+while (($#)); do
+  case "$1" in
+    --clocks) clocks=$2; shift 2 ;;
+    --clocks=*) clocks=${1#*=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
 "$root/scripts/install.sh" all
 trap '"$root/scripts/services.sh" down >/dev/null; "$root/scripts/stack.sh" down >/dev/null' EXIT
 "$root/scripts/stack.sh" reset >/dev/null
 "$root/scripts/stack.sh" up
 dev_keys
 "$root/scripts/services.sh" up
+mkdir -p "$XINFANG_DATA"
 export XINFANG_KAFKA_LIBS="$XINFANG_CACHE/kafka-$KAFKA_VERSION/libs" XINFANG_DATA
-"$XINFANG_VENV/bin/python" "$root/scripts/bench.py" "$@"
+export XINFANG_BENCH_RESULTS="$XINFANG_DATA/bench-results.json"
+py="$XINFANG_VENV/bin/python"
+"$py" "$root/scripts/bench.py" "${args[@]}"
+"$py" "$root/scripts/bench_store.py"
+if ((clocks > 0)); then "$py" "$root/scripts/bench_clocks.py" --n "$clocks"; fi
+echo
+"$py" "$root/scripts/bench.py" --summary
+echo "(figures of this run: $XINFANG_BENCH_RESULTS; 2 cores, shared: indicative only)"
