@@ -9,8 +9,9 @@ copy of it) on databases of its own (``benchclocks_*``, dropped before and
 after), so the running services are not disturbed:
 
 1. ``--n`` open clocks are made through the service's consumer
-   (``Supervision.consumer``, in the runtime's batches): ``--n``/2 ``CaseRegistered`` events of a sample
-   district, received over the last six days, each starting its
+   (``Supervision.consumer``, in the runtime's batches): ``--n``/2
+   ``CaseRegistered`` events of a sample district, received over the last
+   six days, each starting its
    register-and-route and written-notice clocks (15 days each);
 2. ``scan(now)`` with nothing due (the first pass, which looks back 90 days);
 3. the district changes (register and route 15 -> 10 days, a local rest day
