@@ -10,6 +10,7 @@ with optimistic versioning (``store.CaseStore``), publish through the outbox.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import reduce
 from typing import Any
@@ -31,6 +32,7 @@ from xinfang.core.errors import Conflict, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
 from xinfang.core.mongo import Position
+from xinfang.core.registry import Registry
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 
 __all__ = ["SPEC", "Assignment"]
@@ -52,6 +54,10 @@ UNROUTED_CASES = Gauge(
 )
 
 
+# the events assignment acts on (commands arrive over gRPC)
+ON_EVENT: Registry[Callable[[Assignment, ev.CaseEvent], Awaitable[str]]] = Registry("assignment")
+
+
 class Assignment:
     def __init__(self, store: CaseStore, directory: Directory) -> None:
         self.store = store
@@ -60,13 +66,10 @@ class Assignment:
     # ---- events from other services ----------------------------------------
 
     async def handle(self, event: ev.CaseEvent, pos: Position) -> str:
-        kind = event.WhichOneof("payload")
-        if kind == "registered":
-            return await self._registered(event)
-        if kind == "deadline_breached" and event.deadline_breached.clock == ev.CLOCK_KIND_TIER:
-            return await self._tier_breached(event)
-        return "ignored"
+        fn = ON_EVENT.get(event)
+        return "ignored" if fn is None else await fn(self, event)
 
+    @ON_EVENT.on("registered")
     async def _registered(self, event: ev.CaseEvent) -> str:
         district = await self.directory.get(event.district_id)
         state = lc.from_registration(event)
@@ -164,7 +167,10 @@ class Assignment:
             ],
         )
 
+    @ON_EVENT.on("deadline_breached")
     async def _tier_breached(self, event: ev.CaseEvent) -> str:
+        if event.deadline_breached.clock != ev.CLOCK_KIND_TIER:
+            return "ignored"  # only a tier's time box running out moves the case
         state = await self.store.load_for_change(event.district_id, event.case_id)
         if event.event_id in state.inputs:
             await self._sync_load(state, state)  # a crash may have come before it

@@ -28,7 +28,7 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE, tool_channel
 from xinfang.core.batch import Batch, BatchConsumer
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import encode_event, new_event, new_id, to_timestamp
+from xinfang.core.codec import encode_event, new_event, new_id, payload_name, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -143,7 +143,7 @@ class Reporting:
         if event.event_id in case.get("_applied", {}):
             return "duplicate"  # published twice, or replayed: counted once
         contrib = contributions(event, case)
-        kind = event.WhichOneof("payload") or "unknown"
+        kind = payload_name(event)
         at = event.occurred_at.ToDatetime(tzinfo=UTC)
         upd = case_update(event, _handling_due(event, case, district))
         if kind in ("accepted", "backflow_reopened"):

@@ -13,7 +13,7 @@ Field names are those of ``figures.PeriodFigures`` (nested ones dotted:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from xinfang.core.periods import (
     previous_period,
     same_period_last_year,
 )
+from xinfang.core.registry import Registry
 from xinfang.reporting.figures import PeriodFigures
 
 __all__ = [
@@ -88,95 +89,126 @@ class Contribution:
     backlog: int = 0  # net change of the backlog at ``at``
 
 
+# event type -> what it adds to the period figures, given the read model's
+# case document before it and when it happened
+Contributes = Callable[[ev.CaseEvent, Mapping[str, Any], datetime], "Contribution | None"]
+CONTRIBUTIONS: Registry[Contributes] = Registry("reporting figures")
+
+
 def contributions(event: ev.CaseEvent, case: Mapping[str, Any]) -> Contribution | None:
     """What ``event`` adds, given what is known of its case so far (``case``
     is the read model's case document before this event)."""
-    k = event.WhichOneof("payload")
-    at = _at(event.occurred_at)
-    people = int(case.get("people", 1))
-    if k == "registered":
-        r = event.registered
-        inc = {
-            "received": 1,
-            "people": r.people_count,
-            f"by_channel.{CHANNELS.get(r.channel, 'other')}": 1,
-            f"by_category.{_key(r.category)}": 1,
-            f"by_township.{_key(r.township_id)}": 1,
-            "first": int(r.kind == ev.PETITION_KIND_FIRST),
-            "repeat": int(r.kind == ev.PETITION_KIND_REPEAT),
-            "group": int(r.group),
-            "group_people": r.people_count if r.group else 0,
-            "escalated": int(r.escalated),
-            "higher_level": int(r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT),
-        }
-        return Contribution(_at(r.received_at), inc, backlog=1)
-    if k == "routed":
-        d = event.routed.decision
-        inc = {"routed": 1, f"by_decision.{DECISIONS.get(d, 'other')}": 1}
-        if event.routed.unit_id:
-            inc[f"by_unit.{_key(event.routed.unit_id)}"] = 1
-        return Contribution(at, inc, backlog=-1 if d in _CLOSING_DECISIONS else 0)
-    if k == "accepted":
-        tier = event.accepted.tier
-        return Contribution(
-            at, {"accepted": 1, "mediation_entered": int(tier in _LADDER_BELOW_DISTRICT)}
-        )
-    if k == "reply_issued":
-        resolved = int(event.reply_issued.resolved)
-        on_time = case.get("handling_due")
-        inc = {
-            "replied": 1,
-            "resolved": resolved,
-            "replied_on_time": int(on_time is not None and at < on_time),
-            "leader_resolved": resolved * int(bool(case.get("leader_id"))),
-            "higher_level_resolved": resolved * int(bool(case.get("higher_level"))),
-            "mediation_resolved": resolved * int(case.get("tier", 0) in _LADDER_BELOW_DISTRICT),
-        }
-        return Contribution(at, inc, backlog=-1)
-    if k == "satisfaction_rated":
-        r2 = event.satisfaction_rated.rating
-        return Contribution(
-            at,
-            {
-                "rated": 1,
-                "satisfied": int(r2 == ev.SATISFACTION_SATISFIED),
-                "basically_satisfied": int(r2 == ev.SATISFACTION_BASICALLY),
-                "dissatisfied": int(r2 == ev.SATISFACTION_DISSATISFIED),
-            },
-        )
-    if k == "review_requested":
-        field = "rereviews" if event.review_requested.rereview else "reviews"
-        return Contribution(at, {field: 1})
-    if k == "backflow_reopened":
-        return Contribution(at, {"backflow": 1}, backlog=1)
-    if k == "remit_disputed":
-        return Contribution(at, {"unit_disputes": 1})
-    if k == "leader_package_assigned":
-        reception = event.leader_package_assigned.rule == "reception_day"
-        return Contribution(
-            at,
-            {
-                "leader_packages": 1,
-                "leader_receptions": int(reception),
-                "leader_reception_people": people if reception else 0,
-            },
-        )
-    if k == "leader_visit_out":
-        return Contribution(at, {"leader_visits_out": 1})
-    if k == "suggestion_made":
-        return Contribution(at, {"suggestions_made": 1})
-    if k == "suggestion_adopted":
-        if case.get("status") == "adopted":
-            return None  # adopted once, counted once
-        return Contribution(at, {"suggestions_adopted": 1})
-    simple = {
-        "deadline_warned": "warnings",
-        "deadline_breached": "breaches",
-        "supervision_order_issued": "supervision_orders",
+    fn = CONTRIBUTIONS.get(event)
+    return None if fn is None else fn(event, case, _at(event.occurred_at))
+
+
+@CONTRIBUTIONS.on("registered")
+def _registered(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    r = event.registered
+    inc = {
+        "received": 1,
+        "people": r.people_count,
+        f"by_channel.{CHANNELS.get(r.channel, 'other')}": 1,
+        f"by_category.{_key(r.category)}": 1,
+        f"by_township.{_key(r.township_id)}": 1,
+        "first": int(r.kind == ev.PETITION_KIND_FIRST),
+        "repeat": int(r.kind == ev.PETITION_KIND_REPEAT),
+        "group": int(r.group),
+        "group_people": r.people_count if r.group else 0,
+        "escalated": int(r.escalated),
+        "higher_level": int(r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT),
     }
-    if k in simple:
-        return Contribution(at, {simple[k]: 1})
-    return None
+    return Contribution(_at(r.received_at), inc, backlog=1)
+
+
+@CONTRIBUTIONS.on("routed")
+def _routed(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    d = event.routed.decision
+    inc = {"routed": 1, f"by_decision.{DECISIONS.get(d, 'other')}": 1}
+    if event.routed.unit_id:
+        inc[f"by_unit.{_key(event.routed.unit_id)}"] = 1
+    return Contribution(at, inc, backlog=-1 if d in _CLOSING_DECISIONS else 0)
+
+
+@CONTRIBUTIONS.on("accepted")
+def _accepted(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    tier = event.accepted.tier
+    return Contribution(
+        at, {"accepted": 1, "mediation_entered": int(tier in _LADDER_BELOW_DISTRICT)}
+    )
+
+
+@CONTRIBUTIONS.on("reply_issued")
+def _replied(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    resolved = int(event.reply_issued.resolved)
+    on_time = case.get("handling_due")
+    inc = {
+        "replied": 1,
+        "resolved": resolved,
+        "replied_on_time": int(on_time is not None and at < on_time),
+        "leader_resolved": resolved * int(bool(case.get("leader_id"))),
+        "higher_level_resolved": resolved * int(bool(case.get("higher_level"))),
+        "mediation_resolved": resolved * int(case.get("tier", 0) in _LADDER_BELOW_DISTRICT),
+    }
+    return Contribution(at, inc, backlog=-1)
+
+
+@CONTRIBUTIONS.on("satisfaction_rated")
+def _rated(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    r = event.satisfaction_rated.rating
+    return Contribution(
+        at,
+        {
+            "rated": 1,
+            "satisfied": int(r == ev.SATISFACTION_SATISFIED),
+            "basically_satisfied": int(r == ev.SATISFACTION_BASICALLY),
+            "dissatisfied": int(r == ev.SATISFACTION_DISSATISFIED),
+        },
+    )
+
+
+@CONTRIBUTIONS.on("review_requested")
+def _review(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    return Contribution(at, {"rereviews" if event.review_requested.rereview else "reviews": 1})
+
+
+@CONTRIBUTIONS.on("leader_package_assigned")
+def _package(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+    reception = event.leader_package_assigned.rule == "reception_day"
+    people = int(case.get("people", 1))
+    return Contribution(
+        at,
+        {
+            "leader_packages": 1,
+            "leader_receptions": int(reception),
+            "leader_reception_people": people if reception else 0,
+        },
+    )
+
+
+@CONTRIBUTIONS.on("suggestion_adopted")
+def _adopted(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution | None:
+    if case.get("status") == "adopted":
+        return None  # adopted once, counted once
+    return Contribution(at, {"suggestions_adopted": 1})
+
+
+def _one(field: str, backlog: int = 0) -> Contributes:
+    """An event that counts one in one figure."""
+
+    def count(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contribution:
+        return Contribution(at, {field: 1}, backlog=backlog)
+
+    return count
+
+
+CONTRIBUTIONS.on("backflow_reopened")(_one("backflow", backlog=1))
+CONTRIBUTIONS.on("remit_disputed")(_one("unit_disputes"))
+CONTRIBUTIONS.on("leader_visit_out")(_one("leader_visits_out"))
+CONTRIBUTIONS.on("suggestion_made")(_one("suggestions_made"))
+CONTRIBUTIONS.on("deadline_warned")(_one("warnings"))
+CONTRIBUTIONS.on("deadline_breached")(_one("breaches"))
+CONTRIBUTIONS.on("supervision_order_issued")(_one("supervision_orders"))
 
 
 _STATUS = {

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,7 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OVERSIGHT
 from xinfang.core.batch import Batch, BatchConsumer
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import new_event, to_timestamp
+from xinfang.core.codec import new_event, payload_name, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument, NotFound
@@ -52,6 +52,7 @@ from xinfang.core.mongo import (
 )
 from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.periods import months_of, parse_period
+from xinfang.core.registry import Registry
 from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
 from xinfang.core.store import Store
 from xinfang.supervision import scoring
@@ -182,13 +183,8 @@ class Supervision:
                 tallies[(label, unit)].update(deltas)
             if res.duration_days is not None:
                 STAGE_DAYS.labels(event.district_id, label).observe(res.duration_days)
-        k = event.WhichOneof("payload") or ""
-        counted = {
-            "deadline_warned": "warned",
-            "deadline_breached": "breached",
-            "supervision_order_issued": "orders",
-        }.get(k)
-        if counted:
+        k = payload_name(event)
+        if counted := _COUNTED.get(k):
             payload = getattr(event, k)
             tallies[(clock_label(payload.clock), "")][counted] += 1
             if payload.unit_id:
@@ -491,25 +487,35 @@ class Supervision:
         return pb.Ranking.FromString(doc["bytes"])
 
 
+# event type -> what it changes in supervision's record of the case (who
+# answers for it); the record's other changes are the event's marker
+CASE_INFO: Registry[Callable[[ev.CaseEvent], dict[str, Any]]] = Registry("supervision cases")
+CASE_INFO.on("registered")(lambda e: {"escalated": e.registered.escalated})
+CASE_INFO.on("routed")(lambda e: {"unit_id": e.routed.unit_id})
+CASE_INFO.on("remit_objected")(lambda e: {"unit_id": ""})
+CASE_INFO.on("accepted")(lambda e: {"unit_id": e.accepted.unit_id})
+CASE_INFO.on("leader_package_assigned")(
+    lambda e: {"leader_id": e.leader_package_assigned.leader_id}
+)
+# the steps whose new unit or leader answers for the clocks the step starts
+_ANSWERS_FOR_WHAT_IT_STARTS = frozenset({"accepted", "leader_package_assigned"})
+# event type -> the clock tally it counts (the scanner's own notices)
+_COUNTED = {
+    "deadline_warned": "warned",
+    "deadline_breached": "breached",
+    "supervision_order_issued": "orders",
+}
+
+
 def _case_info(event: ev.CaseEvent, before: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """What the event changes in the case's record, and who answers for the
     case (its unit and packaged leader) as they were before this event, or
     as this step makes them where it starts something for them."""
-    k = event.WhichOneof("payload")
-    upd: dict[str, Any] = {"district_id": event.district_id}
-    if k == "registered":
-        upd["escalated"] = event.registered.escalated
-    elif k == "routed":
-        upd["unit_id"] = event.routed.unit_id
-    elif k == "remit_objected":
-        upd["unit_id"] = ""
-    elif k == "accepted":
-        upd["unit_id"] = event.accepted.unit_id
-    elif k == "leader_package_assigned":
-        upd["leader_id"] = event.leader_package_assigned.leader_id
+    fn = CASE_INFO.get(event)
+    upd: dict[str, Any] = {"district_id": event.district_id, **(fn(event) if fn else {})}
     info = dict(before)
-    if k in ("accepted", "leader_package_assigned"):
-        info.update(upd)  # the new unit or leader answers for what this step starts
+    if payload_name(event) in _ANSWERS_FOR_WHAT_IT_STARTS:
+        info.update(upd)
     return upd, info
 
 

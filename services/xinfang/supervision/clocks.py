@@ -15,7 +15,7 @@ days are the calendar days it touched, first and last included.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +24,7 @@ from typing import Any
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI, Deadline
 from xinfang.core.districts import District
+from xinfang.core.registry import Registry
 
 __all__ = [
     "DUTY",
@@ -101,90 +102,122 @@ def _when(event: ev.CaseEvent) -> datetime:
     return event.occurred_at.ToDatetime(tzinfo=UTC)
 
 
+# event type -> the clock operations it causes, in order, given when it happened
+CLOCK_OPS: Registry[Callable[[ev.CaseEvent, datetime], list[ClockOp]]] = Registry("clocks")
+
+
 def clock_ops(event: ev.CaseEvent) -> list[ClockOp]:
     """The clock operations one case event causes, in order."""
-    at = _when(event)
-    k = event.WhichOneof("payload")
-    match k:
-        case "registered":
-            received = event.registered.received_at.ToDatetime(tzinfo=UTC)
-            return [
-                ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, received),
-                ClockOp("start", ev.CLOCK_KIND_WRITTEN_NOTICE, received),
-            ]
-        case "routed":
-            ops = [ClockOp("stop", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at)]
-            to_unit = event.routed.decision in (
-                ev.ROUTING_DECISION_ACCEPT,
-                ev.ROUTING_DECISION_FORWARD,
-            )
-            if to_unit and not event.routed.designated:  # a designated unit may not object
-                ops.append(ClockOp("start", ev.CLOCK_KIND_REMIT_OBJECTION, at))
-            return ops
-        case "notice_sent":
-            return [ClockOp("stop", ev.CLOCK_KIND_WRITTEN_NOTICE, at)]
-        case "remit_objected":
-            # back to registration: a new register-and-route clock from now
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
-                ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at),
-            ]
-        case "accepted":
-            ops = [
-                ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
-                ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
-            ]
-            if event.accepted.tier:
-                ops.append(ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.accepted.tier))
-            return ops
-        case "tier_escalated":
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_TIER, at),
-                ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.tier_escalated.to_tier),
-            ]
-        case "handling_extended":
-            return [
-                ClockOp("extend", ev.CLOCK_KIND_HANDLING, at, days=event.handling_extended.days)
-            ]
-        case "reply_issued":
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_HANDLING, at),
-                ClockOp("stop", ev.CLOCK_KIND_TIER, at),
-                ClockOp("start", ev.CLOCK_KIND_REVIEW_REQUEST, at),
-            ]
-        case "review_requested":
-            if event.review_requested.rereview:
-                return [
-                    ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
-                    ClockOp("start", ev.CLOCK_KIND_REREVIEW_DECISION, at),
-                ]
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
-                ClockOp("start", ev.CLOCK_KIND_REVIEW_DECISION, at),
-            ]
-        case "review_decided":
-            if event.review_decided.rereview:
-                return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_REVIEW_DECISION, at),
-                ClockOp("start", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
-            ]
-        case "hearing_started":
-            return [ClockOp("pause", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
-        case "hearing_ended":
-            return [ClockOp("resume", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
-        case "backflow_reopened":
-            return [
-                ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
-                ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
-                ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
-            ]
-        case "finalized":
-            return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at)]
-        case "deadline_window_closed":
-            w = event.deadline_window_closed
-            return [ClockOp("expire", w.clock, w.due_at.ToDatetime(tzinfo=UTC))]
-    return []
+    fn = CLOCK_OPS.get(event)
+    return [] if fn is None else fn(event, _when(event))
+
+
+@CLOCK_OPS.on("registered")
+def _registered(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    received = event.registered.received_at.ToDatetime(tzinfo=UTC)
+    return [
+        ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, received),
+        ClockOp("start", ev.CLOCK_KIND_WRITTEN_NOTICE, received),
+    ]
+
+
+@CLOCK_OPS.on("routed")
+def _routed(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    ops = [ClockOp("stop", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at)]
+    to_unit = event.routed.decision in (ev.ROUTING_DECISION_ACCEPT, ev.ROUTING_DECISION_FORWARD)
+    if to_unit and not event.routed.designated:  # a designated unit may not object
+        ops.append(ClockOp("start", ev.CLOCK_KIND_REMIT_OBJECTION, at))
+    return ops
+
+
+@CLOCK_OPS.on("remit_objected")
+def _objected(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    # back to registration: a new register-and-route clock from now
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
+        ClockOp("start", ev.CLOCK_KIND_REGISTER_AND_ROUTE, at),
+    ]
+
+
+@CLOCK_OPS.on("accepted")
+def _accepted(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    ops = [
+        ClockOp("stop", ev.CLOCK_KIND_REMIT_OBJECTION, at),
+        ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
+    ]
+    if event.accepted.tier:
+        ops.append(ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.accepted.tier))
+    return ops
+
+
+@CLOCK_OPS.on("tier_escalated")
+def _escalated(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_TIER, at),
+        ClockOp("start", ev.CLOCK_KIND_TIER, at, tier=event.tier_escalated.to_tier),
+    ]
+
+
+@CLOCK_OPS.on("handling_extended")
+def _extended(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    return [ClockOp("extend", ev.CLOCK_KIND_HANDLING, at, days=event.handling_extended.days)]
+
+
+@CLOCK_OPS.on("reply_issued")
+def _replied(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_HANDLING, at),
+        ClockOp("stop", ev.CLOCK_KIND_TIER, at),
+        ClockOp("start", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+    ]
+
+
+@CLOCK_OPS.on("review_requested")
+def _review_requested(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    if event.review_requested.rereview:
+        return [
+            ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+            ClockOp("start", ev.CLOCK_KIND_REREVIEW_DECISION, at),
+        ]
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+        ClockOp("start", ev.CLOCK_KIND_REVIEW_DECISION, at),
+    ]
+
+
+@CLOCK_OPS.on("review_decided")
+def _review_decided(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    if event.review_decided.rereview:
+        return [ClockOp("stop", ev.CLOCK_KIND_REREVIEW_DECISION, at)]
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_REVIEW_DECISION, at),
+        ClockOp("start", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+    ]
+
+
+@CLOCK_OPS.on("backflow_reopened")
+def _backflow(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    return [
+        ClockOp("stop", ev.CLOCK_KIND_REVIEW_REQUEST, at),
+        ClockOp("stop", ev.CLOCK_KIND_REREVIEW_REQUEST, at),
+        ClockOp("start", ev.CLOCK_KIND_HANDLING, at),
+    ]
+
+
+@CLOCK_OPS.on("deadline_window_closed")
+def _window_closed(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    w = event.deadline_window_closed
+    return [ClockOp("expire", w.clock, w.due_at.ToDatetime(tzinfo=UTC))]
+
+
+def _one(op: str, kind: int) -> Callable[[ev.CaseEvent, datetime], list[ClockOp]]:
+    return lambda event, at: [ClockOp(op, kind, at)]
+
+
+CLOCK_OPS.on("notice_sent")(_one("stop", ev.CLOCK_KIND_WRITTEN_NOTICE))
+CLOCK_OPS.on("hearing_started")(_one("pause", ev.CLOCK_KIND_REREVIEW_DECISION))
+CLOCK_OPS.on("hearing_ended")(_one("resume", ev.CLOCK_KIND_REREVIEW_DECISION))
+CLOCK_OPS.on("finalized")(_one("stop", ev.CLOCK_KIND_REREVIEW_REQUEST))
 
 
 # ---- deadlines -----------------------------------------------------------------
