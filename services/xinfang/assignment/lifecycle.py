@@ -26,7 +26,7 @@ which may not object again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -40,6 +40,7 @@ from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import to_timestamp
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from xinfang.core.registry import Registry
 
 __all__ = [
     "LADDER",
@@ -606,100 +607,113 @@ def _when(event: ev.CaseEvent) -> datetime:
     return event.occurred_at.ToDatetime(tzinfo=UTC)
 
 
+# event type -> how it changes the case's state (the version is set by ``apply``)
+APPLY: Registry[Callable[[CaseState, ev.CaseEvent], CaseState]] = Registry("case state")
+
+
 def apply(state: CaseState, event: ev.CaseEvent) -> CaseState:
-    """Fold one event into the state; the version follows the event's."""
-    kind = event.WhichOneof("payload")
+    """Fold one event into the state; the version follows the event's. Events
+    this aggregate does not track (visits out, supervision's) change only it."""
     s = replace(state, version=event.case_version or state.version + 1)
-    out_of_system = (ev.ROUTING_DECISION_OUT_LITIGATION, ev.ROUTING_DECISION_OUT_DISCIPLINE)
-    match kind:
-        case "routed":
-            d = event.routed.decision
-            status = (
-                Status.DECLINED
-                if d == ev.ROUTING_DECISION_DECLINE
-                else Status.OUT_OF_SYSTEM
-                if d in out_of_system
-                else Status.ROUTED
-            )
-            return replace(
-                s,
-                status=status,
-                decision=d,
-                unit_id=event.routed.unit_id,
-                rule_id=event.routed.rule_id,
-                rules_version=event.routed.rules_version,
-                routed_at=_when(event),
-                designated=event.routed.designated,
-            )
-        case "notice_sent":
-            return replace(s, notice_sent=True)
-        case "remit_disputed":
-            return replace(s, status=Status.DISPUTED)
-        case "remit_objected":
-            return replace(
-                s,
-                status=Status.REGISTERED,
-                objected_units=(*s.objected_units, event.remit_objected.unit_id),
-                unit_id="",
-                decision=ev.ROUTING_DECISION_UNSPECIFIED,
-                routed_at=None,
-            )
-        case "accepted":
-            return replace(
-                s, status=Status.ACCEPTED, accepted_at=_when(event), tier=event.accepted.tier
-            )
-        case "tier_escalated":
-            return replace(s, tier=event.tier_escalated.to_tier)
-        case "leader_package_assigned":
-            return replace(s, leader_id=event.leader_package_assigned.leader_id)
-        case "handling_extended":
-            return replace(s, extension_days=event.handling_extended.days)
-        case "reply_issued":
-            return replace(
-                s,
-                status=Status.REPLIED,
-                replied_at=_when(event),
-                resolved=event.reply_issued.resolved,
-                rating=ev.SATISFACTION_UNSPECIFIED,
-            )
-        case "satisfaction_rated":
-            return replace(s, rating=event.satisfaction_rated.rating)
-        case "review_requested":
-            st = (
-                Status.REREVIEW_REQUESTED
-                if event.review_requested.rereview
-                else Status.REVIEW_REQUESTED
-            )
-            return replace(s, status=st, review_requested_at=_when(event))
-        case "review_decided":
-            if event.review_decided.rereview:
-                return s  # CaseFinalized follows in the same step
-            return replace(
-                s,
-                status=Status.REVIEWED,
-                reviewed_at=_when(event),
-                rating=ev.SATISFACTION_UNSPECIFIED,
-            )
-        case "finalized":
-            return replace(s, status=Status.FINAL)
-        case "hearing_started":
-            return replace(s, in_hearing=True)
-        case "hearing_ended":
-            return replace(s, in_hearing=False)
-        case "backflow_reopened":
-            return replace(
-                s,
-                status=Status.ACCEPTED,
-                backflow_count=s.backflow_count + 1,
-                accepted_at=_when(event),
-                replied_at=None,
-                resolved=False,
-                rating=ev.SATISFACTION_UNSPECIFIED,
-                extension_days=0,
-                reviewed_at=None,
-                review_requested_at=None,
-            )
-    return s  # events this aggregate does not track (visits out, supervision's)
+    fn = APPLY.get(event)
+    return s if fn is None else fn(s, event)
+
+
+_OUT_OF_SYSTEM = (ev.ROUTING_DECISION_OUT_LITIGATION, ev.ROUTING_DECISION_OUT_DISCIPLINE)
+
+
+@APPLY.on("routed")
+def _routed(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    d = event.routed.decision
+    status = (
+        Status.DECLINED
+        if d == ev.ROUTING_DECISION_DECLINE
+        else Status.OUT_OF_SYSTEM
+        if d in _OUT_OF_SYSTEM
+        else Status.ROUTED
+    )
+    return replace(
+        s,
+        status=status,
+        decision=d,
+        unit_id=event.routed.unit_id,
+        rule_id=event.routed.rule_id,
+        rules_version=event.routed.rules_version,
+        routed_at=_when(event),
+        designated=event.routed.designated,
+    )
+
+
+@APPLY.on("remit_objected")
+def _objected(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    return replace(
+        s,
+        status=Status.REGISTERED,
+        objected_units=(*s.objected_units, event.remit_objected.unit_id),
+        unit_id="",
+        decision=ev.ROUTING_DECISION_UNSPECIFIED,
+        routed_at=None,
+    )
+
+
+@APPLY.on("accepted")
+def _accepted(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    return replace(s, status=Status.ACCEPTED, accepted_at=_when(event), tier=event.accepted.tier)
+
+
+@APPLY.on("reply_issued")
+def _replied(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    return replace(
+        s,
+        status=Status.REPLIED,
+        replied_at=_when(event),
+        resolved=event.reply_issued.resolved,
+        rating=ev.SATISFACTION_UNSPECIFIED,
+    )
+
+
+@APPLY.on("review_requested")
+def _review_requested(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    st = Status.REREVIEW_REQUESTED if event.review_requested.rereview else Status.REVIEW_REQUESTED
+    return replace(s, status=st, review_requested_at=_when(event))
+
+
+@APPLY.on("review_decided")
+def _review_decided(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    if event.review_decided.rereview:
+        return s  # CaseFinalized follows in the same step
+    return replace(
+        s, status=Status.REVIEWED, reviewed_at=_when(event), rating=ev.SATISFACTION_UNSPECIFIED
+    )
+
+
+@APPLY.on("backflow_reopened")
+def _backflow(s: CaseState, event: ev.CaseEvent) -> CaseState:
+    return replace(
+        s,
+        status=Status.ACCEPTED,
+        backflow_count=s.backflow_count + 1,
+        accepted_at=_when(event),
+        replied_at=None,
+        resolved=False,
+        rating=ev.SATISFACTION_UNSPECIFIED,
+        extension_days=0,
+        reviewed_at=None,
+        review_requested_at=None,
+    )
+
+
+APPLY.on("notice_sent")(lambda s, e: replace(s, notice_sent=True))
+APPLY.on("remit_disputed")(lambda s, e: replace(s, status=Status.DISPUTED))
+APPLY.on("tier_escalated")(lambda s, e: replace(s, tier=e.tier_escalated.to_tier))
+APPLY.on("leader_package_assigned")(
+    lambda s, e: replace(s, leader_id=e.leader_package_assigned.leader_id)
+)
+APPLY.on("handling_extended")(lambda s, e: replace(s, extension_days=e.handling_extended.days))
+APPLY.on("satisfaction_rated")(lambda s, e: replace(s, rating=e.satisfaction_rated.rating))
+APPLY.on("finalized")(lambda s, e: replace(s, status=Status.FINAL))
+APPLY.on("hearing_started")(lambda s, e: replace(s, in_hearing=True))
+APPLY.on("hearing_ended")(lambda s, e: replace(s, in_hearing=False))
 
 
 def replace_inputs(state: CaseState, event_id: str) -> CaseState:
