@@ -162,3 +162,13 @@ async def insert_many_says_which_ids_were_taken(s: Store, c: str) -> None:
     assert await s.get(c, "b") == {"_id": "b", "v": 0}
     assert await s.get(c, "n000") == {"_id": "n000", "v": 0}
     assert len(await s.get_many(c, [str(d["_id"]) for d in docs])) == BULK_MAX + 6
+
+
+@check
+async def add_to_set_and_push_take_each(s: Store, c: str) -> None:
+    await s.write(c, [("b", {"$addToSet": {"ids": {"$each": ["x", "y", "x"]}}})])
+    await s.write(
+        c,
+        [("b", {"$addToSet": {"ids": {"$each": ["y", "z"]}}, "$push": {"log": {"$each": [1, 1]}}})],
+    )
+    assert await s.get(c, "b") == {"_id": "b", "ids": ["x", "y", "z"], "log": [1, 1]}

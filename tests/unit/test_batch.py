@@ -178,3 +178,15 @@ async def test_the_outbox_records_many_documents_in_few_calls(n: int) -> None:
     assert await out.record("records", docs) == [True] * n
     assert len(bus) == n
     assert s.calls["insert"] == 2 * ((n + 98) // 99)
+
+
+async def test_many_additions_to_one_shared_set_are_one_write() -> None:
+    s = MemoryStore()
+    b = Batch(s)
+    for i in range(150):
+        b.also("due_buckets", "due:20260301", {"$addToSet": {"ids": f"clock-{i % 120}"}})
+    b.also("rechecks", "due:c1", {"$set": {"day": "20260301"}})
+    await b.flush()
+    assert s.calls == {"write": 2}
+    doc = await s.get("due_buckets", "due:20260301")
+    assert doc is not None and doc["ids"] == [f"clock-{i}" for i in range(120)]

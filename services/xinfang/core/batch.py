@@ -189,8 +189,8 @@ class Batch:
             if c.on_insert:
                 upd["$setOnInsert"] = c.on_insert
             out.setdefault(coll, []).append((doc_id, upd))
-        for coll, doc_id, raw in self._also:
-            out.setdefault(coll, []).append((doc_id, dict(raw)))
+        for coll, doc_id, raw in _coalesce(self._also):
+            out.setdefault(coll, []).append((doc_id, raw))
         owned: dict[str, list[tuple[str, Doc]]] = {}
         for (coll, doc_id), after in self._after.items():
             if after is None:
@@ -216,6 +216,29 @@ class Batch:
         self._counters.clear()
         self._also.clear()
         return n
+
+
+def _coalesce(ops: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[tuple[str, str, Doc]]:
+    """One update per document where the batch queued many ``$addToSet``s
+    to it (a day's bucket of due clocks gets one per clock): FerretDB
+    rewrites the whole document for every update, so a hundred become one
+    ``$each``. Other updates stay as they are, in order."""
+    out: list[tuple[str, str, Doc]] = []
+    merged: dict[tuple[str, str], Doc] = {}
+    for coll, doc_id, upd in ops:
+        if set(upd) == {"$addToSet"}:
+            into = merged.get((coll, doc_id))
+            if into is None:
+                into = merged[(coll, doc_id)] = {"$addToSet": {}}
+                out.append((coll, doc_id, into))
+            for field, value in upd["$addToSet"].items():
+                each = into["$addToSet"].setdefault(field, {"$each": []})["$each"]
+                for v in value["$each"] if isinstance(value, Mapping) else [value]:
+                    if v not in each:
+                        each.append(v)
+        else:
+            out.append((coll, doc_id, dict(upd)))
+    return out
 
 
 Item = tuple[Any, Position]  # (event, where it was read)

@@ -110,9 +110,22 @@ def apply_update(doc: Doc | None, update: Mapping[str, Any], doc_id: str) -> Doc
             elif op in ("$push", "$addToSet"):
                 if cur is not None and not isinstance(cur, list):
                     raise UnsupportedUpdate(f"{op}: {path} is not an array")
-                if op == "$push" or value not in (cur or []):
-                    parent[leaf] = [*(cur or []), copy.deepcopy(value)]
+                items = _each(op, value)
+                new = list(cur or [])
+                for v in items:
+                    if op == "$push" or v not in new:
+                        new.append(copy.deepcopy(v))
+                parent[leaf] = new
     return out
+
+
+def _each(op: str, value: Any) -> list[Any]:
+    """The values ``$push``/``$addToSet`` add: one, or ``{"$each": [...]}``."""
+    if isinstance(value, Mapping) and any(str(k).startswith("$") for k in value):
+        if set(value) != {"$each"} or not isinstance(value["$each"], list):
+            raise UnsupportedUpdate(f"{op}: only $each is supported among modifiers")
+        return list(value["$each"])
+    return [value]
 
 
 def diff(before: Doc | None, after: Doc) -> Doc:
