@@ -170,17 +170,22 @@ class World:
 
 
 async def _consume(w: World, a: Assignment) -> None:
-    """Deliver what is on the bus past the committed offset, as Runtime does
-    (a transient error is retried; the offset is committed after each)."""
+    """Assignment's consumer, in batches of up to three, as Runtime does (a
+    transient error retries the batch; the offset is committed after it)."""
     while w.committed < len(w.bus):
-        event = decode_event(w.bus[w.committed][1])
+        start = w.committed
+        items = [
+            (decode_event(v), Position(0, start + i))
+            for i, (_k, v) in enumerate(w.bus[start : start + 3])
+        ]
         while True:
             try:
-                await a.handle(event, Position(0, w.committed))
+                results = await a.handle_batch(items)
                 break
             except AutoReconnect:
                 continue
-        w.committed += 1
+        assert not [r for r in results if isinstance(r, Exception)], results
+        w.committed = start + len(items)
 
 
 async def _consume_batches(w: World, consumers: dict[str, BatchConsumer]) -> None:

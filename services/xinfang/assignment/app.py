@@ -10,7 +10,7 @@ with optimistic versioning (``store.CaseStore``), publish through the outbox.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import reduce
 from typing import Any
@@ -26,14 +26,15 @@ from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE
-from xinfang.core.codec import new_event, to_timestamp
+from xinfang.core.batch import CaseBlocked
+from xinfang.core.codec import new_event, payload_name, to_timestamp
 from xinfang.core.directory import Directory
 from xinfang.core.errors import Conflict, InvalidArgument, NotFound
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
-from xinfang.core.mongo import Position
+from xinfang.core.mongo import TRANSIENT_ERRORS, Position
 from xinfang.core.registry import Registry
-from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
 
 __all__ = ["SPEC", "Assignment"]
 
@@ -69,15 +70,65 @@ class Assignment:
         fn = ON_EVENT.get(event)
         return "ignored" if fn is None else await fn(self, event)
 
-    @ON_EVENT.on("registered")
-    async def _registered(self, event: ev.CaseEvent) -> str:
+    async def handle_batch(
+        self, items: Sequence[tuple[ev.CaseEvent, Position]]
+    ) -> list[str | Exception]:
+        """A batch of events: the registrations among them are recorded
+        together (``CaseStore.commit_new``: their first records in one insert,
+        their snapshots in one write); any other event is handled on its own,
+        after the registrations before it. An event behind a failed one of
+        its case is not applied (``CaseBlocked``): the runtime parks it."""
+        out: list[str | Exception | None] = [None] * len(items)
+        pending: list[tuple[int, ev.CaseEvent, list[ev.CaseEvent], lc.CaseState]] = []
+        failed: set[str] = set()
+
+        async def flush() -> None:
+            if not pending:
+                return
+            batch = list(pending)
+            pending.clear()
+            inserted = await self.store.commit_new(
+                [(events, state, events[1:]) for _i, _e, events, state in batch]
+            )
+            for (i, event, _events, state), ok in zip(batch, inserted, strict=True):
+                try:
+                    out[i] = await self._recorded(event, state, ok)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as e:
+                    out[i] = e
+                    failed.add(event.case_id)
+
+        for i, (event, pos) in enumerate(items):
+            if event.case_id in failed:
+                out[i] = CaseBlocked(event.case_id)
+                continue
+            try:
+                if payload_name(event) == "registered":
+                    pending.append((i, event, *await self._routing(event)))
+                    continue
+                await flush()
+                if event.case_id in failed:
+                    out[i] = CaseBlocked(event.case_id)
+                    continue
+                out[i] = await self.handle(event, pos)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as e:
+                out[i] = e
+                failed.add(event.case_id)
+        await flush()
+        return [r if r is not None else "ignored" for r in out]
+
+    async def _routing(self, event: ev.CaseEvent) -> tuple[list[ev.CaseEvent], lc.CaseState]:
+        """A registration's first record: the registration and its routing
+        decision, or (no row matched, not even a catch-all) the registration
+        alone, and the case waits, listed as unrouted, for the office to
+        route it by hand (RouteCase); nothing is dead-lettered."""
         district = await self.directory.get(event.district_id)
         state = lc.from_registration(event)
         row = route(district.routing, state.category, state.township_id)
         if row is None:
-            # no row matched, not even a catch-all: the case is recorded as
-            # registered and waits, listed as unrouted, for the office to
-            # route it by hand (RouteCase); nothing is dead-lettered
             log.warning(
                 "no routing row: the case waits for the office",
                 case_id=event.case_id,
@@ -85,7 +136,7 @@ class Assignment:
                 category=state.category,
                 township_id=state.township_id,
             )
-            return await self._record_registration(event, [event], state, publish=[])
+            return [event], state
         routed = self._event(
             state,
             1,
@@ -97,36 +148,29 @@ class Assignment:
             ),
             _SYSTEM,
         )
-        return await self._record_registration(
-            event, [event, routed], lc.apply(state, routed), publish=[routed]
-        )
+        return [event, routed], lc.apply(state, routed)
 
-    async def _record_registration(
-        self,
-        event: ev.CaseEvent,
-        events: list[ev.CaseEvent],
-        new_state: lc.CaseState,
-        publish: list[ev.CaseEvent],
-    ) -> str:
-        try:
-            # no read first: the insert of the case's first record says
-            # whether it is new, and a redelivery costs one refused insert
-            await self.store.commit(None, events, new_state, publish=publish)
-        except Conflict:
+    @ON_EVENT.on("registered")
+    async def _registered(self, event: ev.CaseEvent) -> str:
+        events, state = await self._routing(event)
+        (inserted,) = await self.store.commit_new([(events, state, events[1:])])
+        return await self._recorded(event, state, inserted)
+
+    async def _recorded(self, event: ev.CaseEvent, new_state: lc.CaseState, inserted: bool) -> str:
+        """After a registration's first record was inserted, or refused
+        because it exists: a redelivery (the first try may have died before
+        publishing: publish it again), or another registration's (refused)."""
+        if not inserted:
             first = await self.store.first_record(event.case_id)
-            if first is not None and first_event_id(first) == event.event_id:
-                # a redelivery; the first try may have died before publishing
-                await self.store.outbox.republish([first])
-                if new_state.status is lc.Status.REGISTERED:
-                    await self._sync_unrouted(new_state)
-                return "duplicate"
-            raise Conflict(
-                f"case {event.case_id} was registered by another event "
-                f"({first_event_id(first) if first else '?'})"
-            ) from None
+            if first is None or first_event_id(first) != event.event_id:
+                raise Conflict(
+                    f"case {event.case_id} was registered by another event "
+                    f"({first_event_id(first) if first else '?'})"
+                )
+            await self.store.outbox.republish([first])
         if new_state.status is lc.Status.REGISTERED:
             await self._sync_unrouted(new_state)
-        return "applied"
+        return "applied" if inserted else "duplicate"
 
     async def _sync_unrouted(self, state: lc.CaseState) -> None:
         """The district's list of cases waiting to be routed by hand: a case
@@ -509,7 +553,7 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         return pb.Timeline(case_id=request.case_id, events=events)
 
 
-async def _setup(rt: Runtime) -> Handler | None:
+async def _setup(rt: Runtime) -> BatchHandler | None:
     a = Assignment(CaseStore(rt.store, rt.outbox), rt.directory)
 
     async def gauge_unrouted() -> None:  # one small document per district
@@ -527,7 +571,7 @@ async def _setup(rt: Runtime) -> Handler | None:
         AssignmentServicer(a),
         pb.DESCRIPTOR.services_by_name["AssignmentService"].full_name,
     )
-    return a.handle
+    return a.handle_batch
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)

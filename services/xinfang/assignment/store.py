@@ -123,17 +123,28 @@ class CaseStore:
     async def first_record(self, case_id: str) -> Doc | None:
         return await self.store.get(RECORDS, record_id(case_id, 1))
 
-    async def commit(
+    async def commit_new(
+        self, cases: Sequence[tuple[Sequence[ev.CaseEvent], CaseState, Sequence[ev.CaseEvent]]]
+    ) -> list[bool]:
+        """``commit`` of many new cases (events, state, events to publish) in
+        as few store calls as the server allows: their first records in one
+        insert, their snapshots in one write. False where the case's first
+        record exists already (a redelivery, or another registration)."""
+        docs = [self._record(None, events, state, publish) for events, state, publish in cases]
+        inserted = await self.outbox.record(RECORDS, docs)
+        fresh = [state for (_e, state, _p), ok in zip(cases, inserted, strict=True) if ok]
+        if fresh:
+            await self.store.write(SNAPSHOTS, [_snapshot_update(s) for s in fresh])
+        return inserted
+
+    def _record(
         self,
         before: CaseState | None,
         events: Sequence[ev.CaseEvent],
         new_state: CaseState,
         publish: Sequence[ev.CaseEvent],
         input_event: str = "",
-    ) -> None:
-        """Record ``events`` as the versions after ``before`` (None: a new case)
-        in one insert, or raise ``Conflict`` when another writer got there
-        first; then refresh the snapshot."""
+    ) -> Doc:
         base = before.version if before is not None else 0
         doc: Doc = {
             "_id": record_id(new_state.case_id, base + 1),
@@ -146,6 +157,21 @@ class CaseStore:
         }
         if input_event:
             doc["input"] = input_event
+        return doc
+
+    async def commit(
+        self,
+        before: CaseState | None,
+        events: Sequence[ev.CaseEvent],
+        new_state: CaseState,
+        publish: Sequence[ev.CaseEvent],
+        input_event: str = "",
+    ) -> None:
+        """Record ``events`` as the versions after ``before`` (None: a new case)
+        in one insert, or raise ``Conflict`` when another writer got there
+        first; then refresh the snapshot."""
+        base = before.version if before is not None else 0
+        doc = self._record(before, events, new_state, publish, input_event)
         (inserted,) = await self.outbox.record(RECORDS, [doc])
         if not inserted:
             raise Conflict(
@@ -158,8 +184,7 @@ class CaseStore:
         """The cache of the case's state. Two writers may land out of order
         (each after its own record): an older snapshot then costs the next
         load one more record read, nothing else."""
-        upd = {"district_id": state.district_id, "version": state.version, "state": to_doc(state)}
-        await self.store.write(SNAPSHOTS, [(state.case_id, {"$set": upd})])
+        await self.store.write(SNAPSHOTS, [_snapshot_update(state)])
 
     async def timeline(self, district_id: str, case_id: str) -> list[ev.CaseEvent]:
         await self.load(district_id, case_id)
@@ -170,6 +195,11 @@ class CaseStore:
             out.extend(rec.events)
             version = rec.last
         return out
+
+
+def _snapshot_update(state: CaseState) -> tuple[str, Doc]:
+    upd = {"district_id": state.district_id, "version": state.version, "state": to_doc(state)}
+    return state.case_id, {"$set": upd}
 
 
 def _found(state: CaseState | None, district_id: str, case_id: str) -> CaseState:

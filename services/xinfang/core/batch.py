@@ -81,6 +81,14 @@ class Batch:
             # shared: ``apply_update`` never changes a document in place
             self._before[(coll, i)] = self._after[(coll, i)] = d
 
+    def assume_absent(self, coll: str, ids: Iterable[str]) -> None:
+        """Take these documents as not existing, without reading them (the
+        caller knows: a record lists what exists). Those loaded already are
+        left as they are."""
+        for i in ids:
+            if (coll, i) not in self._before:
+                self._before[(coll, i)] = self._after[(coll, i)] = None
+
     async def get(self, coll: str, doc_id: str) -> Doc | None:
         """The document as this batch has made it so far (read if need be)."""
         await self.load(coll, [doc_id])

@@ -54,11 +54,22 @@ class ClockConsumer(Documents):
         return BatchConsumer(store, (CLOCKS, CASES), self._prepare, self.apply, TRANSIENT_ERRORS)
 
     async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
+        """Read the batch's cases, then only the clocks their records say
+        exist (``clock_kinds``): a new case's clocks are not looked for. A
+        record written before ``clock_kinds`` existed has all looked for."""
         await b.load(CASES, [e.case_id for e, _ in items])
-        await b.load(
-            CLOCKS,
-            [clock_doc_id(e.case_id, op.kind) for e, _ in items for op in clock_ops(e)],
-        )
+        read: list[str] = []
+        absent: list[str] = []
+        for e, _ in items:
+            case = b.peek(CASES, e.case_id)
+            known = None if case is not None and "clock_kinds" not in case else (
+                set((case or {}).get("clock_kinds") or ())
+            )  # fmt: skip
+            for op in clock_ops(e):
+                doc_id = clock_doc_id(e.case_id, op.kind)
+                (read if known is None or op.kind in known else absent).append(doc_id)
+        await b.load(CLOCKS, read)
+        b.assume_absent(CLOCKS, absent)
 
     async def apply(self, b: Batch, event: ev.CaseEvent, pos: Position) -> str:
         """One event's effect: its clocks, every counter they move, and the
@@ -117,7 +128,10 @@ class ClockConsumer(Documents):
             if payload.unit_id:
                 tallies[(clock_label(payload.clock), payload.unit_id)][counted] += 1
         await self._count(b, event, pos, district, info, by_kind, tallies)
-        b.update(CASES, event.case_id, {"$set": {**case_upd, **marker}})
+        case_write: dict[str, Any] = {"$set": {**case_upd, **marker}}
+        if by_kind:  # which clocks the case has, so a batch reads only those
+            case_write["$addToSet"] = {"clock_kinds": {"$each": sorted(by_kind)}}
+        b.update(CASES, event.case_id, case_write)
         return "applied"
 
     async def _count(
