@@ -7,6 +7,7 @@ it. The sealed identity stays in this document and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import grpc
@@ -20,6 +21,7 @@ from xinfang.core.directory import Directory
 from xinfang.core.errors import InvalidArgument, NotFound, PermissionDenied
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
+from xinfang.core.mongo import Doc
 from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.runtime import Handler, Runtime, ServiceSpec
 from xinfang.core.store import Store
@@ -60,23 +62,27 @@ class Intake:
             raise InvalidArgument("request_id", "at most 128 characters")
         reg = validate(req, district, datetime.now(UTC))
         case_id = case_id_for(district_id, req.request_id) if req.request_id else new_id()
-        existing = await self.store.get(CASES, case_id)
+        ref = self.vault.pseudonym(district_id, reg.identity)
+        # "same petitioner, same matter": keyed by pseudonym and category
+        matter_id = f"{district_id}:{ref}:{reg.category}"
+        # the two reads do not depend on each other: one round trip of waiting
+        existing, hint = await asyncio.gather(
+            self.store.get(CASES, case_id), self.store.get(MATTERS, matter_id)
+        )
         if existing is not None and existing["district_id"] == district_id:
             # a retry: the first try may have died before publishing
             await self.outbox.republish([existing])
             return pb.RegisterPetitionResponse(
                 case_id=case_id, created=False, kind=existing["kind"]
             )
-        ref = self.vault.pseudonym(district_id, reg.identity)
-        # "same petitioner, same matter": keyed by pseudonym and category
-        matter_id = f"{district_id}:{ref}:{reg.category}"
-        seq, previous_case_id = await self._claim(matter_id, district_id, case_id)
-        # a hint only: where the next registration starts looking (see _claim).
-        # Written before the case, so a retry after a crash at any point
-        # leaves the same hint (``$max``, and the retry claims the same place)
-        await self.store.write(
-            MATTERS, [(matter_id, {"$max": {"count": seq}, "$set": {"district_id": district_id}})]
-        )
+        seq, previous_case_id = await self._claim(matter_id, district_id, case_id, hint)
+        if seq > 1:
+            # a hint only: where the next registration starts looking (see
+            # _claim); a first petition needs none, as probing starts at place
+            # 1. Written before the case, so a retry after a crash at any point
+            # leaves the same hint (``$max``, and the retry claims the same place)
+            upd = {"$max": {"count": seq}, "$set": {"district_id": district_id}}
+            await self.store.write(MATTERS, [(matter_id, upd)])
         kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
         event = self._event(case_id, reg, ref, kind, previous_case_id, seq - 1)
         sealed = self.vault.seal(district_id, case_id, reg.identity)
@@ -104,7 +110,9 @@ class Intake:
             return pb.RegisterPetitionResponse(case_id=case_id, created=False, kind=kind)
         return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
 
-    async def _claim(self, matter_id: str, district_id: str, case_id: str) -> tuple[int, str]:
+    async def _claim(
+        self, matter_id: str, district_id: str, case_id: str, hint: Doc | None
+    ) -> tuple[int, str]:
         """This case's place among the matter's petitions, and the case before it.
 
         Each place is a document ``<matter>#<n>`` whose insert is the claim: an
@@ -117,18 +125,21 @@ class Intake:
         insert for that. (A retry that comes after another registration of
         the same matter moved the hint on takes a new place.)
         """
-        hint = await self.store.get(MATTERS, matter_id)
         seq = max(1, int((hint or {}).get("count", 0)))
+        before: Doc | None = None  # the place below ``seq``, when probed
         while not await self.store.insert(
             MATTERS, {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id}
         ):
             taken = await self.store.get(MATTERS, f"{matter_id}#{seq}")
             if taken is not None and taken["case_id"] == case_id:
+                before = None
                 break
+            before = taken
             seq += 1
         if seq == 1:
             return 1, ""
-        before = await self.store.get(MATTERS, f"{matter_id}#{seq - 1}")
+        if before is None:
+            before = await self.store.get(MATTERS, f"{matter_id}#{seq - 1}")
         return seq, str(before["case_id"]) if before else ""
 
     async def reveal(self, req: pb.RevealPetitionerRequest) -> pb.RevealPetitionerResponse:
