@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from xinfang.core.batch import Batch, BatchConsumer
+from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.lease import Lease
 from xinfang.core.mongo import Position
 from xinfang.core.outbox import POINTERS, Outbox
@@ -190,3 +190,22 @@ async def test_many_additions_to_one_shared_set_are_one_write() -> None:
     assert s.calls == {"write": 2}
     doc = await s.get("due_buckets", "due:20260301")
     assert doc is not None and doc["ids"] == [f"clock-{i}" for i in range(120)]
+
+
+async def test_documents_a_replay_owns_are_kept_not_read_back() -> None:
+    s = MemoryStore()
+    owned = OwnedDocs(complete=True, max_docs=3)
+    for _ in range(2):
+        b = Batch(s, owned=owned)
+        await b.load("cases", ["c1", "c2"])
+        b.update("cases", "c1", {"$inc": {"n": 1}})
+        await b.flush()
+    assert s.calls.get("get", 0) == 0  # nothing read: a fresh read model
+    assert (await s.get("cases", "c1") or {})["n"] == 2
+    b = Batch(s, owned=owned)
+    await b.load("cases", ["c3", "c4"])  # past max_docs: memory let go
+    await b.flush()
+    assert not owned.complete and owned.docs == {}
+    b = Batch(s, owned=owned)
+    await b.load("cases", ["c1"])
+    assert b.peek("cases", "c1") == {"_id": "c1", "n": 2}  # read from the store again

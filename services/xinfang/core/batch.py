@@ -41,13 +41,50 @@ from xinfang.core.docops import apply_update, diff
 from xinfang.core.mongo import Doc, Position
 from xinfang.core.store import Store
 
-__all__ = ["Batch", "BatchConsumer", "CaseBlocked"]
+__all__ = ["Batch", "BatchConsumer", "CaseBlocked", "OwnedDocs"]
 
 
 class CaseBlocked(Exception):
     """Not applied: an earlier event of its case in the same batch failed, so
     applying this one would put the case's events out of order. The runtime
     parks it behind the failed one (``core.parking``)."""
+
+
+class OwnedDocs:
+    """The owned documents of a process that alone writes them, as it last
+    wrote them: a batch takes them from here instead of the store. A rebuild
+    by replay owns its fresh read models outright (``complete``: a document
+    not here does not exist, so nothing is read at all)."""
+
+    def __init__(self, complete: bool = False, max_docs: int = 200_000) -> None:
+        self.complete = complete
+        self.max_docs = max_docs
+        self.docs: dict[tuple[str, str], Doc | None] = {}
+
+    def serve(
+        self,
+        coll: str,
+        ids: list[str],
+        before: dict[tuple[str, str], Doc | None],
+        after: dict[tuple[str, str], Doc | None],
+    ) -> list[str]:
+        """Fill ``before``/``after`` with what is known; returns the ids left to read."""
+        left = []
+        for i in ids:
+            key = (coll, i)
+            if key in self.docs or self.complete:
+                before[key] = after[key] = self.docs.get(key)
+            else:
+                left.append(i)
+        return left
+
+    def keep(self, after: Mapping[tuple[str, str], Doc | None]) -> None:
+        """Remember what a flush wrote. Past ``max_docs`` the memory is let go
+        and documents are read from the store again (where they all are)."""
+        self.docs.update(after)
+        if len(self.docs) > self.max_docs:
+            self.docs.clear()
+            self.complete = False
 
 
 @dataclass
@@ -59,9 +96,12 @@ class _Counter:
 
 
 class Batch:
-    def __init__(self, store: Store, order: Sequence[str] = ()) -> None:
+    def __init__(
+        self, store: Store, order: Sequence[str] = (), owned: OwnedDocs | None = None
+    ) -> None:
         self.store = store
         self.order = list(order)  # owned collections, flushed in this order
+        self.owned = owned
         self._before: dict[tuple[str, str], Doc | None] = {}
         self._after: dict[tuple[str, str], Doc | None] = {}
         self._counters: dict[tuple[str, str], _Counter] = {}
@@ -73,6 +113,8 @@ class Batch:
     async def load(self, coll: str, ids: Iterable[str]) -> None:
         """Read these documents (those not read yet), all at once."""
         want = [i for i in dict.fromkeys(ids) if (coll, i) not in self._before]
+        if self.owned is not None:
+            want = self.owned.serve(coll, want, self._before, self._after)
         if not want:
             return
         got = await self.store.get_many(coll, want)
@@ -219,6 +261,8 @@ class Batch:
         for coll, updates in self.pending().items():
             await self.store.write(coll, updates)
             n += len(updates)
+        if self.owned is not None:
+            self.owned.keep(self._after)
         self._before.clear()
         self._after.clear()
         self._counters.clear()
@@ -267,15 +311,17 @@ class BatchConsumer:
         prepare: Any,
         apply: Any,
         transient: tuple[type[BaseException], ...] = (),
+        owned: OwnedDocs | None = None,
     ) -> None:
         self.store = store
         self.order = order
         self.prepare = prepare
         self.apply = apply
         self.transient = transient
+        self.owned = owned
 
     async def __call__(self, items: Sequence[Item]) -> list[str | Exception]:
-        b = Batch(self.store, self.order)
+        b = Batch(self.store, self.order, self.owned)
         await self.prepare(b, items)
         out: list[str | Exception] = []
         failed: set[str] = set()

@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE, tool_channel
-from xinfang.core.batch import Batch, BatchConsumer
+from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import encode_event, new_event, new_id, payload_name, to_timestamp
 from xinfang.core.directory import Directory
@@ -120,10 +120,11 @@ class Reporting:
 
     # ---- projection ------------------------------------------------------------------
 
-    def consumer(self, store: Store) -> BatchConsumer:
+    def consumer(self, store: Store, owned: OwnedDocs | None = None) -> BatchConsumer:
         """The projection over batches (``core.batch``): live, and in a
-        rebuild by replay, which is the same code with bigger batches."""
-        return BatchConsumer(store, (), self._prepare, self._apply, TRANSIENT_ERRORS)
+        rebuild by replay, which is the same code with bigger batches and the
+        case documents it has written kept in memory (``owned``)."""
+        return BatchConsumer(store, (), self._prepare, self._apply, TRANSIENT_ERRORS, owned=owned)
 
     async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
         by_district: dict[str, list[str]] = {}

@@ -22,6 +22,7 @@ from kafka.admin import KafkaAdminClient
 from tqdm import tqdm
 
 from xinfang.case.v1.events_pb2 import CaseEvent
+from xinfang.core.batch import OwnedDocs
 from xinfang.core.codec import DecodeFailed, decode_event
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -83,8 +84,12 @@ async def rebuild(
             await db.drop_collection(f"cases_{district_id}")
             await db["counters"].delete_many({"district_id": district_id})
         directory = Directory(client[f"{settings.mongo_db_prefix}_directory"])
-        # the live projection's own code, over batches of a replay's size
-        consume = Reporting(db, directory).consumer(MongoStore(db, "rebuild"))
+        # the live projection's own code, over batches of a replay's size. The
+        # read models were dropped and nobody else writes them: every case
+        # document is one this replay wrote, so it is kept, never read back
+        consume = Reporting(db, directory).consumer(
+            MongoStore(db, "rebuild"), OwnedDocs(complete=True)
+        )
         consumer = AIOKafkaConsumer(
             settings.case_events_topic,  # without a group: every partition is ours
             bootstrap_servers=settings.kafka_bootstrap,
