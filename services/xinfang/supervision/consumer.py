@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Histogram
@@ -83,7 +83,8 @@ class ClockConsumer(Documents):
         case_upd, info = _case_info(event, case)
         ops = clock_ops(event)
         marker = {f"_applied.{event.event_id}": [pos.partition, pos.offset]}
-        today = datetime.now(SHANGHAI).strftime("%Y%m%d")
+        written_at = datetime.now(UTC)
+        today = written_at.astimezone(SHANGHAI).strftime("%Y%m%d")
         by_kind: dict[int, Applied] = {}
         # (clock, unit) -> increments; unit "" is the district's own tally
         tallies: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -104,7 +105,8 @@ class ClockConsumer(Documents):
             )
             if old is None and not res.doc:
                 continue  # stopping a clock that never ran
-            upd: dict[str, Any] = {"$set": {**res.doc, **marker}}
+            # when it was written: the scanner judges a clock once it settled
+            upd: dict[str, Any] = {"$set": {**res.doc, **marker, "_written_at": written_at}}
             if unset := unset_fields(old, res.doc):
                 upd["$unset"] = unset
             b.update(CLOCKS, doc_id, upd)

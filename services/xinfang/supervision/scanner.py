@@ -26,6 +26,7 @@ __all__ = ["Scanner"]
 SERVICE = "supervision"
 _IDS = uuid.UUID("0d5b8a7e-93f1-4a0c-9c55-2f1f6c1f2b33")
 _SYSTEM = ev.Actor(user_id="supervision", role="system")
+SETTLE = timedelta(seconds=5)
 
 
 class Scanner(Documents):
@@ -50,15 +51,21 @@ class Scanner(Documents):
         # clocks indexed on days already passed (the collection holds only those)
         for r in await self.rechecks.find({}).to_list(5000):
             bucket, clock_id = r["_id"].split(":", 1)
-            emitted += await self._check(clock_id, bucket, now)
-            await self.rechecks.delete_one({"_id": r["_id"]})
+            n = await self._check(clock_id, bucket, now)
+            if n is not None:  # else: too young, looked at again next pass
+                emitted += n
+                await self.rechecks.delete_one({"_id": r["_id"]})
         day = start
         while day <= today:
             key = day.strftime("%Y%m%d")
             for bucket in ("warn", "due"):
                 doc = await self.buckets.find_one({"_id": f"{bucket}:{key}"})
                 for clock_id in (doc or {}).get("ids", []):
-                    emitted += await self._check(clock_id, bucket, now)
+                    n = await self._check(clock_id, bucket, now)
+                    if n is None:
+                        recheck = {"$set": {"day": key}}
+                        await upsert_by_id(self.rechecks, f"{bucket}:{clock_id}", recheck)
+                    emitted += n or 0
             day += timedelta(days=1)
         # a day's clocks fall due at its 00:00, so today's buckets are done too;
         # a clock indexed under them later comes through the rechecks
@@ -66,14 +73,23 @@ class Scanner(Documents):
         await upsert_by_id(self.meta, "scan", {"$set": {"done_through": done}})
         return emitted
 
-    async def _check(self, clock_id: str, bucket: str, now: datetime) -> int:
+    async def _check(self, clock_id: str, bucket: str, now: datetime) -> int | None:
         async with doc_lock(self.clocks, clock_id):
             return await self._check_locked(clock_id, bucket, now)
 
-    async def _check_locked(self, clock_id: str, bucket: str, now: datetime) -> int:
+    async def _check_locked(self, clock_id: str, bucket: str, now: datetime) -> int | None:
+        """Events emitted for one clock; None when it was written too recently
+        to judge: a clock written a moment ago may be due already (a petition
+        registered long after it was received), and the case's routing, which
+        names the unit the notices go to, follows its registration within
+        moments. So a clock is judged once ``SETTLE`` has passed since its
+        last write, on a later pass."""
         c = await self.clocks.find_one({"_id": clock_id})
         if c is None or not c.get("open") or c.get("paused"):
             return 0
+        written = c.get("_written_at")
+        if written is not None and now - written < SETTLE:
+            return None
         kind = c["kind"]
         events: list[ev.CaseEvent] = []
         fields: dict[str, Any] = {}
