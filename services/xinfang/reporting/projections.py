@@ -224,6 +224,11 @@ _STATUS = {
 }
 
 
+# event type -> the fields it sets in the read model's case document (beyond
+# the status of ``_STATUS``)
+CASE_FIELDS: Registry[Callable[[ev.CaseEvent], dict[str, Any]]] = Registry("reporting cases")
+
+
 def case_update(event: ev.CaseEvent, handling_due: datetime | None = None) -> dict[str, Any]:
     """Fields of the read model's case document an event sets: what search
     filters on, and what later events need (leader, tier, due time)."""
@@ -232,48 +237,59 @@ def case_update(event: ev.CaseEvent, handling_due: datetime | None = None) -> di
     if k in _STATUS:
         upd["status"] = _STATUS[k]
         upd["sla_state"] = "on_track"
-    if k == "registered":
-        r = event.registered
-        upd.update(
-            received_at=_at(r.received_at),
-            channel=CHANNELS.get(r.channel, "other"),
-            category=r.category,
-            township_id=r.township_id,
-            people=r.people_count,
-            higher_level=r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT,
-        )
-    elif k == "routed":
-        d = event.routed.decision
-        upd["unit_id"] = event.routed.unit_id
-        upd["status"] = (
-            "declined"
-            if d == ev.ROUTING_DECISION_DECLINE
-            else "out_of_system"
-            if d in _CLOSING_DECISIONS
-            else "routed"
-        )
-        upd["sla_state"] = "on_track"
-    elif k == "accepted":
-        upd.update(unit_id=event.accepted.unit_id, tier=event.accepted.tier)
-    elif k == "tier_escalated":
-        upd["tier"] = event.tier_escalated.to_tier
-    elif k == "leader_package_assigned":
-        upd["leader_id"] = event.leader_package_assigned.leader_id
-    elif k == "review_requested":
-        upd["status"] = (
-            "rereview_requested" if event.review_requested.rereview else ("review_requested")
-        )
-        upd["sla_state"] = "on_track"
-    elif k == "review_decided" and not event.review_decided.rereview:
-        upd["status"] = "reviewed"
-        upd["sla_state"] = "on_track"
-    elif k == "deadline_warned":
-        upd["sla_state"] = "due_soon"
-    elif k == "deadline_breached":
-        upd["sla_state"] = "overdue"
+    if fn := CASE_FIELDS.get(event):
+        upd.update(fn(event))
     if handling_due is not None:
         upd["handling_due"] = handling_due
     return upd
+
+
+@CASE_FIELDS.on("registered")
+def _registered_fields(event: ev.CaseEvent) -> dict[str, Any]:
+    r = event.registered
+    return {
+        "received_at": _at(r.received_at),
+        "channel": CHANNELS.get(r.channel, "other"),
+        "category": r.category,
+        "township_id": r.township_id,
+        "people": r.people_count,
+        "higher_level": r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT,
+    }
+
+
+@CASE_FIELDS.on("routed")
+def _routed_fields(event: ev.CaseEvent) -> dict[str, Any]:
+    d = event.routed.decision
+    status = (
+        "declined"
+        if d == ev.ROUTING_DECISION_DECLINE
+        else "out_of_system"
+        if d in _CLOSING_DECISIONS
+        else "routed"
+    )
+    return {"unit_id": event.routed.unit_id, "status": status, "sla_state": "on_track"}
+
+
+@CASE_FIELDS.on("review_requested")
+def _review_requested_fields(event: ev.CaseEvent) -> dict[str, Any]:
+    status = "rereview_requested" if event.review_requested.rereview else "review_requested"
+    return {"status": status, "sla_state": "on_track"}
+
+
+@CASE_FIELDS.on("review_decided")
+def _review_decided_fields(event: ev.CaseEvent) -> dict[str, Any]:
+    if event.review_decided.rereview:
+        return {}
+    return {"status": "reviewed", "sla_state": "on_track"}
+
+
+CASE_FIELDS.on("accepted")(lambda e: {"unit_id": e.accepted.unit_id, "tier": e.accepted.tier})
+CASE_FIELDS.on("tier_escalated")(lambda e: {"tier": e.tier_escalated.to_tier})
+CASE_FIELDS.on("leader_package_assigned")(
+    lambda e: {"leader_id": e.leader_package_assigned.leader_id}
+)
+CASE_FIELDS.on("deadline_warned")(lambda e: {"sla_state": "due_soon"})
+CASE_FIELDS.on("deadline_breached")(lambda e: {"sla_state": "overdue"})
 
 
 # ---- periods ------------------------------------------------------------------------
