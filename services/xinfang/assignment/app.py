@@ -574,4 +574,4 @@ async def _setup(rt: Runtime) -> BatchHandler | None:
     return a.handle_batch
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)

@@ -190,18 +190,6 @@ class Batch:
             c.on_insert.setdefault(k, v)
         return True
 
-    async def load_counters(self, coll: str, ids: Iterable[str]) -> None:
-        """Read these counters' watermarks at once (``count`` reads one by one)."""
-        want = [i for i in dict.fromkeys(ids) if (coll, i) not in self._counters]
-        if not want:
-            return
-        got = await self.store.get_many(coll, want)
-        for i in want:
-            doc = got.get(i) or {}
-            self._counters[(coll, i)] = _Counter(
-                stored_wm={k: int(v) for k, v in (doc.get("_wm") or {}).items()}
-            )
-
     # ---- one event at a time ------------------------------------------------------
 
     def savepoint(self) -> None:

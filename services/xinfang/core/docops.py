@@ -54,11 +54,6 @@ def _parent(doc: Doc, path: str, create: bool) -> tuple[Doc | None, str]:
     return node, parts[-1]
 
 
-def _get(doc: Doc, path: str) -> Any:
-    parent, leaf = _parent(doc, path, create=False)
-    return None if parent is None else parent.get(leaf)
-
-
 def _check_paths(update: Mapping[str, Any]) -> None:
     """The server refuses an update that names one path twice, or a path and
     its prefix (``a`` and ``a.b``); so does this."""

@@ -21,7 +21,7 @@ How parked events are released: they are **published again** to the
 case-events topic (header ``x-unparked-by``), in order, and applied as they
 come back, not applied in-process at their old positions. Shared counters
 (reporting's figures, supervision's tallies) deduplicate by the highest
-offset counted per partition (``core.mongo.inc_once``); by the time of the
+offset counted per partition (``core.batch``'s ``_wm``); by the time of the
 release that watermark has passed the parked events' offsets, so applying
 them at those offsets would silently count nothing. A fresh offset is the
 only position that is both above the watermark and not some later event's.

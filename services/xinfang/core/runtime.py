@@ -3,12 +3,12 @@
 A service supplies a ``ServiceSpec`` (what it serves and what it consumes);
 ``run`` wires the rest. Consumers run as faust-streaming agents: faust owns the
 consumer group, partition assignment and offset commits, while every message
-goes through ``Runtime.process``, which deduplicates (via the handler's
-idempotent writes), retries transient store errors and dead-letters anything
-else, so an exception never silently acknowledges a message. A case whose
-event was dead-lettered has its later events parked until that event is
-applied (``core.parking``), so they are never applied out of order. Messages
-arrive in bounded batches (``Runtime.process_batch``, ``core.batch``).
+goes, in a bounded batch, through ``Runtime.process_batch``, which
+deduplicates (via the handler's idempotent writes, ``core.batch``), retries
+transient store errors and dead-letters anything else, so an exception never
+silently acknowledges a message. A case whose event was dead-lettered has its
+later events parked until that event is applied (``core.parking``), so they
+are never applied out of order.
 
 Start order matters after a crash. The runtime (store, producer, gRPC,
 metrics) starts before faust's app, so a service answers commands and health
@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
 from pymongo import AsyncMongoClient
@@ -54,40 +54,15 @@ from xinfang.core.outbox import Outbox, kafka_publisher
 from xinfang.core.parking import Gate, Parking
 from xinfang.core.store import MongoStore
 
-__all__ = ["Handler", "Runtime", "ServiceSpec", "run"]
+__all__ = ["BatchHandler", "Runtime", "ServiceSpec", "run"]
 
 log = get_logger(__name__)
 
-# A handler applies one event idempotently and says what happened:
-# "applied", "duplicate" or "ignored".
-Handler = Callable[[ev.CaseEvent, Position], Awaitable[str]]
-# A batch handler applies events in the order given (each partition's in
-# its order) and returns per event what happened, or the error that makes
-# it a dead letter; a transient store error raised from it has the runtime
-# retry the whole batch (core.batch.BatchConsumer is one).
+# A batch handler applies events in the order given (each partition's in its
+# order) and returns per event "applied", "duplicate" or "ignored", or the
+# error that makes it a dead letter; a transient store error raised from it
+# has the runtime retry the whole batch (core.batch.BatchConsumer is one).
 BatchHandler = Callable[[Sequence[tuple[ev.CaseEvent, Position]]], Awaitable[list[str | Exception]]]
-
-
-def one_by_one(handler: Handler) -> BatchHandler:
-    """A per-event handler as a batch handler: each event on its own."""
-
-    async def handle(items: Sequence[tuple[ev.CaseEvent, Position]]) -> list[str | Exception]:
-        out: list[str | Exception] = []
-        failed: set[str] = set()
-        for event, pos in items:
-            if event.case_id in failed:
-                out.append(CaseBlocked(event.case_id))
-                continue
-            try:
-                out.append(await handler(event, pos))
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as e:
-                out.append(e)
-                failed.add(event.case_id)
-        return out
-
-    return handle
 
 
 @dataclass(frozen=True)
@@ -107,9 +82,8 @@ class ServiceSpec:
     consumes: bool
     # Called once inside the running loop; registers gRPC servicers on
     # rt.grpc and returns the event handler (None for a service that
-    # consumes nothing): a BatchHandler, or a Handler of one event
-    setup: Callable[[Runtime], Awaitable[BatchHandler | Handler | None]]
-    batched: bool = False  # setup returns a BatchHandler
+    # consumes nothing)
+    setup: Callable[[Runtime], Awaitable[BatchHandler | None]]
 
 
 class Runtime:
@@ -169,13 +143,7 @@ class Runtime:
         if self.spec.consumes:
             await self.parking.refresh()
         self.directory = Directory(self.database("directory"))
-        handler = await self.spec.setup(self)
-        if handler is not None:
-            self.handler = (
-                cast(BatchHandler, handler)
-                if self.spec.batched
-                else one_by_one(cast(Handler, handler))
-            )
+        self.handler = await self.spec.setup(self)
         # the sweeper runs in one replica at a time; every replica deletes
         # the pointers of what it published itself
         self.spawn(
@@ -232,12 +200,6 @@ class Runtime:
                 log.error("unparked event send failed, retrying", error=str(e))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-
-    async def process(
-        self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
-    ) -> str:
-        """Handle one message from the case-events topic; never raises."""
-        return (await self.process_batch([Message(value, key, topic, partition, offset)]))[0]
 
     async def process_batch(self, msgs: Sequence[Message]) -> list[str]:
         """Handle a batch of messages from the case-events topic; never raises.
@@ -419,7 +381,7 @@ class _Worker(faust.Worker):
     whose consumer then joins the group): gRPC, health and metrics are up at
     once, commands work meanwhile (they write the store and the outbox, which
     the runtime's own producer relays), and the consumer's messages still
-    wait in ``Runtime.process`` for ``ready``. A runtime that cannot start
+    wait in ``Runtime.process_batch`` for ``ready``. A runtime that cannot start
     (store or broker unreachable) fails the worker, so the process exits.
     """
 

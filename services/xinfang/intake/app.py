@@ -23,7 +23,7 @@ from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
 from xinfang.core.mongo import Doc
 from xinfang.core.outbox import Outbox, outbox_field
-from xinfang.core.runtime import Handler, Runtime, ServiceSpec
+from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
 from xinfang.core.store import Store
 from xinfang.intake.domain import Registration, case_id_for, validate
 from xinfang.intake.v1 import intake_pb2 as pb
@@ -246,7 +246,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         return await self.intake.register(request)
 
 
-async def _setup(rt: Runtime) -> Handler | None:
+async def _setup(rt: Runtime) -> BatchHandler | None:
     vault = IdentityVault(rt.settings.identity_key_bytes)
     intake = Intake(rt.store, rt.outbox, rt.directory, vault)
     rt.grpc.add(

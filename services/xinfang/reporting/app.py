@@ -505,4 +505,4 @@ async def _setup(rt: Runtime) -> BatchHandler | None:
     return r.consumer(rt.store)
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)

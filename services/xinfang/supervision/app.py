@@ -124,4 +124,4 @@ async def _setup(rt: Runtime) -> BatchHandler | None:
     return consume
 
 
-SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup, batched=True)
+SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)
