@@ -51,6 +51,7 @@ from xinfang.cli import fetch_summary, submit_all
 from xinfang.core.auth import tool_channel
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
+from xinfang.core.kafka import read_to_end
 from xinfang.core.mongo import connect
 from xinfang.intake.domain import case_id_for
 from xinfang.reporting.rebuild import rebuild
@@ -112,34 +113,12 @@ async def topic_records(settings: Settings) -> tuple[int, float]:
     """(records, mean value size in bytes) on the case-events topic: the
     pipeline's own events, read back, so the broker's ceiling is measured
     with records of their size."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=5000,
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.case_events_topic, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if end[tp] > 0}
-        n = size = 0
-        deadline = time.monotonic() + 300
-        while pending and time.monotonic() < deadline:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset >= end[tp]:
-                        break
-                    n += 1
-                    size += len(r.value or b"")
-                if records and records[-1].offset >= end[tp] - 1:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    n = size = 0
+    async for records in read_to_end(
+        settings, settings.case_events_topic, "xinfang-bench", max_poll_records=5000, timeout_s=300
+    ):
+        n += len(records)
+        size += sum(len(r.value or b"") for r in records)
     return n, (size / n if n else float("nan"))
 
 

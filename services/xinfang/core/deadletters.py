@@ -27,17 +27,14 @@ cannot keep it reading forever.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
-from xinfang.core.kafka import make_producer
+from xinfang.core.kafka import make_producer, read_to_end
 from xinfang.core.mongo import connect
 from xinfang.core.parking import BLOCKED
 
@@ -248,44 +245,14 @@ class Filter:
 
 async def read_dead_letters(settings: Settings, timeout_s: float = 60.0) -> list[DeadLetter]:
     """Every dead letter the topic holds now, with its replay state."""
-    topic = settings.dead_letter_topic
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="xinfang-dead-letters",
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        await consumer.start()
-        if topic not in await consumer.topics():
-            raise LookupError(f"topic {topic} does not exist: create the topics first")
-        # aiokafka learns a topic's partitions once it tracks the topic:
-        # assigning partition 0 (every topic has one) and asking its end does that
-        tp0 = TopicPartition(topic, 0)
-        consumer.assign([tp0])
-        await consumer.end_offsets([tp0])
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(tps)
-        end = await consumer.end_offsets(tps)
-        start = await consumer.beginning_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        todo = {tp for tp in tps if end[tp] > start[tp]}
-        records: list[DeadLetter | ReplayMark] = []
-        deadline = time.monotonic() + timeout_s
-        while todo:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took longer than {timeout_s:.0f} s")
-            batch = await consumer.getmany(*todo, timeout_ms=500)
-            for tp, recs in batch.items():
-                records.extend(
-                    parse_record(r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
-                    for r in recs
-                    if r.offset < end[tp]
-                )
-            todo = {tp for tp in todo if await consumer.position(tp) < end[tp]}
-    finally:
-        await consumer.stop()
+    records: list[DeadLetter | ReplayMark] = []
+    async for batch in read_to_end(
+        settings, settings.dead_letter_topic, "xinfang-dead-letters", timeout_s=timeout_s
+    ):
+        records.extend(
+            parse_record(r.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+            for r in batch
+        )
     return fold(records)
 
 

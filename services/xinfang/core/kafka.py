@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -25,6 +26,7 @@ __all__ = [
     "dead_letter_headers",
     "ensure_topics",
     "make_producer",
+    "read_to_end",
     "topic_specs",
 ]
 
@@ -88,6 +90,57 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     finally:
         admin.close()
     return created
+
+
+async def read_to_end(
+    settings: Settings,
+    topic: str,
+    client_id: str,
+    *,
+    max_poll_records: int = 2000,
+    timeout_s: float | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Every record a topic holds when the call starts, in batches, read
+    without a consumer group (every partition is the reader's) and stopping
+    at the end offsets of that moment: what a replay, a dead-letter listing
+    or a benchmark reads. ``on_total`` is told how many records that is."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+    )
+    try:
+        await consumer.start()
+        if topic not in await consumer.topics():
+            raise LookupError(f"topic {topic} does not exist: create the topics first")
+        # aiokafka learns a topic's partitions once it tracks the topic:
+        # assigning partition 0 (every topic has one) and asking its end does that
+        tp0 = TopicPartition(topic, 0)
+        consumer.assign([tp0])
+        await consumer.end_offsets([tp0])
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        start = await consumer.beginning_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        if on_total is not None:
+            on_total(sum(end[tp] - start[tp] for tp in tps))
+        todo = {tp for tp in tps if end[tp] > start[tp]}
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while todo:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took longer than {timeout_s:.0f} s")
+            batch = await consumer.getmany(*todo, timeout_ms=500)
+            records = [r for tp, recs in batch.items() for r in recs if r.offset < end[tp]]
+            if records:
+                yield records
+            todo = {tp for tp in todo if await consumer.position(tp) < end[tp]}
+    finally:
+        await consumer.stop()
 
 
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:

@@ -17,7 +17,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
 from kafka.admin import KafkaAdminClient
 from tqdm import tqdm
 
@@ -27,6 +26,7 @@ from xinfang.core.codec import DecodeFailed, decode_event
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.errors import NotFound
+from xinfang.core.kafka import read_to_end
 from xinfang.core.mongo import Position, connect
 from xinfang.core.store import MongoStore
 from xinfang.reporting.app import Reporting
@@ -90,57 +90,37 @@ async def rebuild(
         consume = Reporting(db, directory).consumer(
             MongoStore(db, "rebuild"), OwnedDocs(complete=True)
         )
-        consumer = AIOKafkaConsumer(
-            settings.case_events_topic,  # without a group: every partition is ours
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=2000,
-        )
-        await consumer.start()
-        try:
-            tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-            if not tps:
-                raise RuntimeError(f"topic {settings.case_events_topic} has no partitions")
-            await consumer.seek_to_beginning(*tps)
-            begin = await consumer.beginning_offsets(tps)
-            end = await consumer.end_offsets(tps)  # the log as it is now
-            total = sum(end[tp] - begin[tp] for tp in tps)
-            bar = tqdm(total=total, unit="ev", disable=not progress, file=sys.stderr)
-            read = applied = skipped = 0
-            pending = {tp for tp in tps if end[tp] > begin[tp]}
-            while pending:
-                batch = await consumer.getmany(*pending, timeout_ms=1000)
-                items: list[tuple[CaseEvent, Position]] = []
-                for tp, records in batch.items():
-                    for r in records:
-                        if r.offset >= end[tp]:
-                            pending.discard(tp)
-                            break
-                        read += 1
-                        try:
-                            event = decode_event(r.value)
-                        except DecodeFailed:
-                            skipped += 1
-                            continue
-                        if district_id is not None and event.district_id != district_id:
-                            skipped += 1
-                            continue
-                        items.append((event, Position(r.partition, r.offset)))
-                    bar.update(len(records))
-                    if records and records[-1].offset + 1 >= end[tp]:
-                        pending.discard(tp)
-                for outcome in await consume(items) if items else []:
-                    if isinstance(outcome, NotFound):  # an unknown district: dead-lettered live
-                        skipped += 1
-                    elif isinstance(outcome, Exception):
-                        raise outcome
-                    else:
-                        applied += 1
-            bar.close()
-        finally:
-            await consumer.stop()
+        bar = tqdm(unit="ev", disable=not progress, file=sys.stderr)
+
+        def total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+        read = applied = skipped = 0
+        async for records in read_to_end(
+            settings, settings.case_events_topic, "xinfang-rebuild", on_total=total
+        ):
+            items: list[tuple[CaseEvent, Position]] = []
+            for r in records:
+                read += 1
+                try:
+                    event = decode_event(r.value)
+                except DecodeFailed:
+                    skipped += 1
+                    continue
+                if district_id is not None and event.district_id != district_id:
+                    skipped += 1
+                    continue
+                items.append((event, Position(r.partition, r.offset)))
+            bar.update(len(records))
+            for outcome in await consume(items) if items else []:
+                if isinstance(outcome, NotFound):  # an unknown district: dead-lettered live
+                    skipped += 1
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                else:
+                    applied += 1
+        bar.close()
     finally:
         await client.close()
     return RebuildResult(read, applied, skipped, time.perf_counter() - t0)
