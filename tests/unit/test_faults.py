@@ -2,9 +2,10 @@
 stored state and the published events equal those of the fault-free run.
 
 The scenario runs intake's registration, assignment's consumer (routing the
-registration), supervision's and reporting's batched consumers, and
-assignment's commands
-(notice, accept, reply) through the
+registration), supervision's and reporting's batched consumers,
+assignment's commands (notice, accept, reply), and supervision's
+re-evaluation (the district's limits change) and deadline scanner (a pass
+weeks later: breaches, orders, windows closed) through the
 services' own classes and the real outbox, wired as the services wire them,
 on the in-memory fake of the store port (``core.store.MemoryStore``, held to
 the servers by tests/store_contract.py). Kafka is a list.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,13 +37,14 @@ from pymongo.errors import AutoReconnect
 
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.app import Assignment
+from xinfang.assignment.lifecycle import to_doc
 from xinfang.assignment.store import CaseStore
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.batch import BatchConsumer
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import decode_event
 from xinfang.core.crypto import IdentityVault
-from xinfang.core.districts import District, parse_district
+from xinfang.core.districts import DEFAULT_LIMITS, District, parse_district
 from xinfang.core.errors import NotFound, XinfangError
 from xinfang.core.mongo import Doc, Position
 from xinfang.core.outbox import Outbox
@@ -118,18 +120,21 @@ class FaultyStore(Store):
 
 
 class StaticDirectory:
-    """The directory's two reads, from one district in memory."""
+    """The directory's two reads, from the world's district in memory (which
+    the scenario changes once)."""
 
-    def __init__(self, district: District) -> None:
-        self.district = district
+    def __init__(self, world: World) -> None:
+        self.world = world
 
-    async def get(self, district_id: str) -> District:
-        if district_id != self.district.district_id:
+    async def get(self, district_id: str, fresh: bool = False) -> District:
+        if district_id != self.world.district.district_id:
             raise NotFound(f"district_id: unknown district {district_id!r}")
-        return self.district
+        return self.world.district
 
     async def find(self, district_id: str) -> District | None:
-        return self.district if district_id == self.district.district_id else None
+        return (
+            await self.get(district_id) if district_id == self.world.district.district_id else None
+        )
 
 
 @dataclass
@@ -149,24 +154,38 @@ class World:
         for service in ("intake", "assignment", "supervision", "reporting"):  # a db each
             self.stores[service] = FaultyStore(MemoryStore(), self.faults)
 
-    def boot(self) -> tuple[Intake, Assignment, list[Outbox], dict[str, BatchConsumer]]:
+    def boot(self) -> Procs:
         async def publish(messages: Sequence[tuple[bytes, bytes]]) -> None:
             self.bus.extend(messages)
 
-        directory: Any = StaticDirectory(self.district)
+        directory: Any = StaticDirectory(self)
         si, sa = self.stores["intake"], self.stores["assignment"]
         oi = Outbox(si, publish, "intake", clock=lambda: self.now)
         oa = Outbox(sa, publish, "assignment", clock=lambda: self.now)
         intake = Intake(si, oi, directory, IdentityVault(b"k" * 32))
-        # queries and the scanner read through the driver; the consumers, here, not
+        # the queries read through the driver; the consumers and the scanner
+        # go through the store port
         no_db: Any = defaultdict(lambda: None)
         ss = self.stores["supervision"]
         os_ = Outbox(ss, publish, "supervision", clock=lambda: self.now)
+        sup = Supervision(no_db, os_, directory)
         consumers = {
             "reporting": Reporting(no_db, directory).consumer(self.stores["reporting"]),
-            "supervision": Supervision(no_db, os_, directory).consumer(ss),
+            "supervision": sup.consumer(ss),
         }
-        return intake, Assignment(CaseStore(sa, oa), directory), [oi, oa, os_], consumers
+        assignment = Assignment(CaseStore(sa, oa), directory)
+        return Procs(intake, assignment, [oi, oa, os_], consumers, sup)
+
+
+@dataclass
+class Procs:
+    """The processes of one boot."""
+
+    intake: Intake
+    assignment: Assignment
+    outboxes: list[Outbox]
+    consumers: dict[str, BatchConsumer]
+    supervision: Supervision
 
 
 async def _consume(w: World, a: Assignment) -> None:
@@ -228,28 +247,47 @@ async def _command(step: Callable[[], Awaitable[Any]], crashed: list[bool]) -> N
             raise
 
 
-async def scenario(w: World, requests: list[ipb.RegisterPetitionRequest]) -> None:
-    """Register, route, and carry each case to a reply; restart on a crash."""
-    steps: list[tuple[str, ipb.RegisterPetitionRequest]] = []
-    for req in requests:
-        steps += [("register", req), ("consume", req), ("handle", req)]
+async def scenario(
+    w: World, requests: list[ipb.RegisterPetitionRequest], changed: District
+) -> None:
+    """Register and route each case and carry all but the last to a reply;
+    then the district's limits change (re-evaluation), and a scan weeks
+    later finds what fell due. Restart on a crash."""
+    steps: list[tuple[str, ipb.RegisterPetitionRequest | None]] = []
+    for i, req in enumerate(requests):
+        steps += [("register", req), ("consume", req)]
+        if i < len(requests) - 1:
+            steps.append(("handle", req))
+    # what a crash left unpublished is out (the sweeper, after its grace)
+    # before the district changes, as it would be in the half minute a
+    # change takes to make
+    steps += [("sweep", None), ("consume", None)]
+    steps += [("reevaluate", None), ("consume", None), ("scan", None), ("consume", None)]
     crashed: list[bool] = []
     procs = w.boot()
 
-    async def run(what: str, req: ipb.RegisterPetitionRequest) -> None:
-        intake, assignment, _, consumers = procs
-        if what == "register":
-            await intake.register(req)
+    async def run(what: str, req: ipb.RegisterPetitionRequest | None) -> None:
+        if what == "register" and req is not None:
+            await procs.intake.register(req)
         elif what == "consume":
-            await _consume(w, assignment)
-            await _consume_batches(w, consumers)
-        else:
-            await _handle(assignment, req)
+            await _consume(w, procs.assignment)
+            await _consume_batches(w, procs.consumers)
+        elif what == "handle" and req is not None:
+            await _handle(procs.assignment, req)
+        elif what == "sweep":
+            w.now += timedelta(minutes=5)
+            for outbox in procs.outboxes:
+                await outbox.sweep()
+        elif what == "reevaluate":
+            w.district = changed
+            await procs.supervision.reevaluate(changed.district_id)
+        elif what == "scan":
+            await procs.supervision.scan(w.now + timedelta(days=40))
 
-    for what, req in steps:
+    for what, step_req in steps:
         while True:
             try:
-                await _command(functools.partial(run, what, req), crashed)
+                await _command(functools.partial(run, what, step_req), crashed)
                 crashed.append(False)
                 break
             except Crash:
@@ -259,11 +297,11 @@ async def scenario(w: World, requests: list[ipb.RegisterPetitionRequest]) -> Non
     w.now += timedelta(minutes=5)
     for _ in range(3):
         try:
-            _, assignment, outboxes, consumers = w.boot()
-            for outbox in outboxes:
+            p = w.boot()
+            for outbox in p.outboxes:
                 await outbox.sweep()
-            await _consume(w, assignment)
-            await _consume_batches(w, consumers)
+            await _consume(w, p.assignment)
+            await _consume_batches(w, p.consumers)
             break
         except (Crash, AutoReconnect):
             continue
@@ -297,13 +335,18 @@ def _canon(value: Any, now: datetime) -> Any:
     if isinstance(value, Mapping):
         # where on the bus an event was read differs when a crash had it
         # published twice: positions (markers, watermarks) are masked
-        return {
-            _UUID.sub("<id>", str(k)): (
+        # documents whose ids mask alike (one per case) are kept as a
+        # sorted list under the masked id, so no document hides another
+        grouped: defaultdict[str, list[Any]] = defaultdict(list)
+        for k, v in value.items():
+            grouped[_UUID.sub("<id>", str(k))].append(
                 {_UUID.sub("<id>", str(i)): "<position>" for i in v}
                 if k in ("_applied", "_wm")
                 else _canon(v, now)
             )
-            for k, v in value.items()
+        return {
+            k: vs[0] if len(vs) == 1 else sorted(vs, key=lambda x: json.dumps(x, sort_keys=True))
+            for k, vs in grouped.items()
         }
     if isinstance(value, list):
         return [_canon(v, now) for v in value]
@@ -328,10 +371,24 @@ def _event_dict(e: ev.CaseEvent) -> dict[str, Any]:
     return d
 
 
-def _state(w: World) -> tuple[str, str]:
+async def _state(w: World) -> tuple[str, str]:
+    """What is stored and what was published, comparable across runs.
+    Assignment's snapshots are a cache that may lag its records after a
+    fault (``assignment.store``: the next load folds the records past it):
+    each case is compared as a load reads it, records folded in."""
     dump = {name: s.inner.dump() for name, s in w.stores.items()}
     for d in dump.values():
         d.pop("outbox_pointers", None)
+    sa = w.stores["assignment"].inner
+    cases = CaseStore(sa, Outbox(sa, _no_publish, "assignment"))
+    recorded = {
+        (r["case_id"], r["district_id"]) for r in dump["assignment"]["case_records"].values()
+    }
+    dump["assignment"]["cases"] = {
+        cid: {"_id": cid, "district_id": did, "version": st.version, "state": to_doc(st)}
+        for cid, did in sorted(recorded)
+        if (st := await cases.find(did, cid)) is not None
+    }
     stored = json.dumps(_canon(dump, w.now), sort_keys=True, default=str)
     distinct: dict[str, Any] = {}
     for _key, value in w.bus:
@@ -342,6 +399,10 @@ def _state(w: World) -> tuple[str, str]:
         sort_keys=True,
     )
     return stored, published
+
+
+async def _no_publish(messages: Sequence[tuple[bytes, bytes]]) -> None:
+    raise AssertionError("a load never publishes")
 
 
 def _requests(district: dict[str, Any], n: int) -> list[ipb.RegisterPetitionRequest]:
@@ -357,30 +418,54 @@ def _requests(district: dict[str, Any], n: int) -> list[ipb.RegisterPetitionRequ
 async def _run(fail_at: int = 0, after: bool = False, error: type[BaseException] = Crash) -> World:
     raw = sample_district(seed=7, district_id="faults")
     w = World(Faults(fail_at, after, error), parse_district({**raw, "version": 1}))
-    await scenario(w, _requests(raw, 2))
+    # every limit two days longer: each open clock's deadline moves
+    limits = {
+        name: {"days": lim.days + 2, "day_type": lim.day_type.value, "warn_days": lim.warn_days}
+        for name, lim in DEFAULT_LIMITS.items()
+    }
+    changed = parse_district({**raw, "limits": limits, "version": 2})
+    await scenario(w, _requests(raw, 3), changed)
     return w
+
+
+def w_before(clock: Mapping[str, Any]) -> datetime:
+    """The deadline a clock had before the district changed."""
+    raw = sample_district(seed=7, district_id="faults")
+    return parse_district(raw).deadline("written_notice", clock["started_at"]).due_at
 
 
 async def test_every_store_call_faulted_in_turn_recovers_to_the_same_result(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     clean = await _run()
-    want = _state(clean)
+    want = await _state(clean)
     calls = clean.faults.n
     assert calls > 20  # the scenario exercises the write path
     snapshots = clean.stores["assignment"].inner.dump()["cases"].values()
-    assert [c["state"]["status"] for c in snapshots] == ["replied", "replied"]
+    assert sorted(c["state"]["status"] for c in snapshots) == ["replied", "replied", "routed"]
     counters = clean.stores["reporting"].inner.dump()["counters"]
     year = counters[f"faults:{clean.now.astimezone(SHANGHAI).year}"]
-    assert (year["y"]["received"], year["y"]["routed"], year["y"]["replied"]) == (2, 2, 2)
-    clocks = clean.stores["supervision"].inner.dump()["clocks"].values()
-    assert len(clocks) >= 4 and not any(c["open"] for c in clocks if c.get("duty"))
+    assert (year["y"]["received"], year["y"]["routed"], year["y"]["replied"]) == (3, 3, 2)
+    # re-evaluation moved the open clocks, and the scan weeks later found
+    # the unhandled case's notice overdue and the others' windows over
+    kinds = Counter(decode_event(v).WhichOneof("payload") for _k, v in clean.bus)
+    assert kinds["deadline_rescheduled"] >= 3, kinds
+    assert kinds["deadline_breached"] >= 1 and kinds["supervision_order_issued"] >= 1, kinds
+    assert kinds["deadline_window_closed"] >= 2, kinds
+    clocks = list(clean.stores["supervision"].inner.dump()["clocks"].values())
+    assert any(c.get("breached") for c in clocks)
+    moved = [c for c in clocks if c["kind"] == ev.CLOCK_KIND_WRITTEN_NOTICE and c["open"]]
+    assert moved and all(
+        c["due_at"] == clean.district.deadline("written_notice", c["started_at"]).due_at
+        and c["due_at"] > w_before(c)
+        for c in moved
+    )
     points = 0
     for at in range(1, calls + 1):
         for after in (False, True):
             for error in (Crash, AutoReconnect):
                 w = await _run(at, after, error)
-                got = _state(w)
+                got = await _state(w)
                 where = f"call {at} ({'after' if after else 'before'}, {error.__name__})"
                 assert got[0] == want[0], f"stored state differs after a fault at {where}"
                 assert got[1] == want[1], f"published events differ after a fault at {where}"

@@ -54,9 +54,12 @@ class Directory:
         self._cache[did] = (time.monotonic(), district)
         return district
 
-    async def get(self, district_id: str) -> District:
+    async def get(self, district_id: str, fresh: bool = False) -> District:
+        """The district, from a cache up to ``ttl`` old unless ``fresh``: what
+        acts on a change just made (re-evaluation after a load from another
+        process) must not see the version before it."""
         hit = self._cache.get(district_id)
-        if hit and time.monotonic() - hit[0] < self.ttl:
+        if hit and not fresh and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
         res = await self.coll.find_one({"_id": district_id})
         if res is None:

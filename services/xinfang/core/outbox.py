@@ -78,10 +78,16 @@ class Outbox:
         # records a sweep finds (assignment refreshes the case's snapshot)
         self.after_sweep: dict[str, Callable[[list[Doc]], Awaitable[None]]] = {}
 
-    async def record(self, coll: str, docs: Sequence[Doc]) -> list[bool]:
+    async def record(
+        self, coll: str, docs: Sequence[Doc], republish_taken: bool = False
+    ) -> list[bool]:
         """Insert ``docs`` (each with its ``outbox``) and publish the events of
         those inserted; False where the ``_id`` was taken (nothing published
-        for it: the document that holds it is someone else's fact)."""
+        for it: the document that holds it is someone else's fact). With
+        ``republish_taken`` a taken ``_id`` is this writer's own fact, its id
+        derived from what it records (the scanner's notices): an earlier try
+        recorded it and may have died before publishing, so what is stored
+        under it is published again, now rather than at the next sweep."""
         if not docs:
             return []
         token = uuid.uuid4().hex[:12]
@@ -93,6 +99,10 @@ class Outbox:
         await self.store.insert_many(POINTERS, pointers)
         inserted = await self.store.insert_many(coll, list(docs))
         messages = [m for d, ok in zip(docs, inserted, strict=True) if ok for m in _messages(d)]
+        taken = [d["_id"] for d, ok in zip(docs, inserted, strict=True) if not ok]
+        if republish_taken and taken:
+            stored = await self.store.get_many(coll, taken)
+            messages += [m for i in taken if i in stored for m in _messages(stored[i])]
         try:
             if messages:
                 await self.publish(messages)

@@ -90,12 +90,24 @@ def day_key(at: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class Moved:
+    """A deadline recomputed by re-evaluation, and what it was computed from."""
+
+    warn_at: datetime
+    estimated: bool
+    started_at: datetime
+    extra_days: int
+
+
+@dataclass(frozen=True)
 class ClockOp:
-    op: str  # start | stop | extend | pause | resume | expire
+    # start | stop | extend | pause | resume | expire | warned | breached | move
+    op: str
     kind: int
     at: datetime
     tier: int = 0
     days: int = 0
+    moved: Moved | None = None  # for "move": ``at`` is the new deadline
 
 
 def _when(event: ev.CaseEvent) -> datetime:
@@ -208,6 +220,32 @@ def _backflow(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
 def _window_closed(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
     w = event.deadline_window_closed
     return [ClockOp("expire", w.clock, w.due_at.ToDatetime(tzinfo=UTC))]
+
+
+# the scanner's notices: the consumer marks the clock, so the scanner, which
+# only reads clocks, does not notify twice for one deadline
+@CLOCK_OPS.on("deadline_warned")
+def _warned(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    w = event.deadline_warned
+    return [ClockOp("warned", w.clock, w.due_at.ToDatetime(tzinfo=UTC))]
+
+
+@CLOCK_OPS.on("deadline_breached")
+def _breached(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    b = event.deadline_breached
+    return [ClockOp("breached", b.clock, b.due_at.ToDatetime(tzinfo=UTC))]
+
+
+@CLOCK_OPS.on("deadline_rescheduled")
+def _rescheduled(event: ev.CaseEvent, at: datetime) -> list[ClockOp]:
+    r = event.deadline_rescheduled
+    moved = Moved(
+        warn_at=r.warn_at.ToDatetime(tzinfo=UTC),
+        estimated=r.estimated,
+        started_at=r.started_at.ToDatetime(tzinfo=UTC),
+        extra_days=r.extra_days,
+    )
+    return [ClockOp("move", r.clock, r.due_at.ToDatetime(tzinfo=UTC), tier=r.tier, moved=moved)]
 
 
 def _one(op: str, kind: int) -> Callable[[ev.CaseEvent, datetime], list[ClockOp]]:
@@ -349,6 +387,27 @@ def apply_ops(
             d.update(open=False, expired=True, closed_at=d["due_at"], paused=False)
             bump("open", -1)
             bump("expired", 1)
+        elif op.op in ("warned", "breached"):
+            if d["due_at"] == op.at:  # else: a notice of a deadline since moved
+                d[op.op] = True
+        elif op.op == "move":
+            m = op.moved
+            if m is None or not _same_basis(d, op.tier, m) or d["due_at"] == op.at:
+                continue  # moved already, or changed by a step since it was computed
+            if not d.get("paused"):
+                bump(f"due.{d['due_day']}", -1)
+            d.update(
+                due_at=op.at,
+                due_day=day_key(op.at),
+                warn_at=m.warn_at,
+                estimated=m.estimated,
+                warned=False,
+                breached=False,
+            )
+            d.pop("closing", None)
+            if not d.get("paused"):
+                bump(f"due.{d['due_day']}", 1)
+                index()
         elif op.op == "extend":
             d["extra_days"] = d.get("extra_days", 0) + op.days
             reschedule()
@@ -364,6 +423,29 @@ def apply_ops(
         d, stats, {u: v for u, v in unit_stats.items() if any(v.values())}, indexed,
         late_days, duration,
     )  # fmt: skip
+
+
+def _same_basis(d: Mapping[str, Any], tier: int, m: Moved) -> bool:
+    return bool(
+        d.get("started_at") == m.started_at
+        and d.get("extra_days", 0) == m.extra_days
+        and d.get("tier", 0) == tier
+    )
+
+
+def moved_deadline(
+    clock: Mapping[str, Any], district: District
+) -> tuple[Deadline, datetime] | None:
+    """The deadline an open clock gets under the district as it is now, or
+    None when it keeps the one it has (re-evaluation's decision; the
+    consumer applies it with a ``move``)."""
+    if not clock.get("open"):
+        return None
+    dl, warn = schedule(
+        clock["kind"], clock.get("tier", 0), clock["started_at"], clock.get("extra_days", 0),
+        district,
+    )  # fmt: skip
+    return None if dl.due_at == clock["due_at"] else (dl, warn)
 
 
 # ---- SLA tallies for metrics --------------------------------------------------

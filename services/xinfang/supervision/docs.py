@@ -23,9 +23,9 @@ RECHECKS = "rechecks"  # clocks indexed under a day the scanner has passed
 
 
 class Documents:
-    """The service's collections (through the driver: the scanner's,
-    re-evaluation's and the queries' reads; the consumer writes through the
-    store port, ``core.store``)."""
+    """The service's collections: the queries and metrics read them through
+    the driver; the consumer, the scanner and re-evaluation go through the
+    store port (``core.store``)."""
 
     def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory) -> None:
         self.clocks: Collection = rt_db[CLOCKS]
@@ -37,6 +37,7 @@ class Documents:
         self.tallies: Collection = rt_db[TALLIES]
         self.rankings: Collection = rt_db["rankings"]
         self.outbox = outbox
+        self.store = outbox.store  # the scanner's and re-evaluation's reads and writes
         self.directory = directory
         self.producer: AIOKafkaProducer | None = None
         self.rankings_topic = "xinfang.rankings.v1"

@@ -1,213 +1,241 @@
 """Supervision's scanner and re-evaluation: what falls due, found by day
 buckets of clock ids (work proportional to what is due, not to what is
 open), and the open clocks recomputed after a district's limits or calendar
-change."""
+change.
+
+Both decide and neither writes a clock. What they decide is an event (a
+warning, a breach and its supervision order, a window's end, a deadline
+moved), recorded once in ``notices`` (the outbox publishes it) and applied
+by the consumer, which alone writes clocks and their counters, with the
+tracking that makes a retry or a second replica change nothing twice. The
+scanner's own documents (day buckets, rechecks, where its last pass ended)
+are sets and marks that a repeated write leaves as they are. Every call goes
+through the store port, so the fault test covers it and the benchmark counts
+it."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
-
-from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
-from xinfang.core.districts import District
-from xinfang.core.mongo import doc_lock, upsert_by_id
+from xinfang.core.mongo import Doc
 from xinfang.core.outbox import outbox_field
-from xinfang.supervision.clocks import clock_label, day_key, schedule, tallied_unit
-from xinfang.supervision.docs import NOTICES, Documents, stats_doc_id
+from xinfang.core.store import Update
+from xinfang.supervision.clocks import moved_deadline
+from xinfang.supervision.docs import BUCKETS, CASES, CLOCKS, NOTICES, RECHECKS, Documents
 
-__all__ = ["Scanner"]
+__all__ = ["SETTLE", "Scanner", "judge"]
 
 SERVICE = "supervision"
 _IDS = uuid.UUID("0d5b8a7e-93f1-4a0c-9c55-2f1f6c1f2b33")
 _SYSTEM = ev.Actor(user_id="supervision", role="system")
 SETTLE = timedelta(seconds=5)
+META = "meta"
+_READ_CHUNK = 1000  # documents read at once (bounded memory and concurrency)
+_RECORD_CHUNK = 500  # events recorded and published at once
+
+
+def judge(
+    clock: Doc | None, case: Mapping[str, Any], bucket: str, now: datetime
+) -> list[ev.CaseEvent] | None:
+    """The notices one clock is due, found in a ``bucket`` ("warn"/"due") at
+    ``now``; None when it was written too recently to judge: a clock written
+    a moment ago may be due already (a petition registered long after it was
+    received), and the case's routing, which names the unit the notices go
+    to, follows its registration within moments. So a clock is judged once
+    ``SETTLE`` has passed since its last write, on a later pass.
+
+    Pure, and deterministic: the event ids derive from the clock and its
+    deadline, so judging again (another pass, another replica, a retry after
+    a crash) records nothing new."""
+    if clock is None or not clock.get("open") or clock.get("paused"):
+        return []
+    written = clock.get("_written_at")
+    if written is not None and now - written < SETTLE:
+        return None
+    kind = clock["kind"]
+    clock_id = clock["_id"]
+    due_at: datetime = clock["due_at"]
+    due_ts = to_timestamp(due_at)
+
+    def event_id(what: str) -> str:
+        return str(uuid.uuid5(_IDS, f"{clock_id}:{what}:{due_at.isoformat()}"))
+
+    def make(what: str, **payload: Any) -> ev.CaseEvent:
+        return new_event(
+            case_id=clock["case_id"],
+            district_id=clock["district_id"],
+            producer=SERVICE,
+            case_version=0,
+            actor=_SYSTEM,
+            event_id=event_id(what),
+            **payload,
+        )
+
+    unit = str(case.get("unit_id") or clock.get("unit_id") or "")
+    leader = str(case.get("leader_id") or "")
+    duty = bool(clock.get("duty"))
+    if bucket == "warn" and duty and not clock.get("warned") and clock["warn_at"] <= now < due_at:
+        return [
+            make("warn", deadline_warned=ev.DeadlineWarned(clock=kind, due_at=due_ts, unit_id=unit))
+        ]
+    if bucket != "due" or clock.get("breached") or now < due_at:
+        return []
+    if not duty:
+        # a window ran out: it closes, nobody failed (the consumer closes it
+        # at this event, so its counts move exactly once)
+        return [
+            make(
+                "closed", deadline_window_closed=ev.DeadlineWindowClosed(clock=kind, due_at=due_ts)
+            )
+        ]
+    days = max(1, (now - due_at).days + 1)
+    return [
+        make("breach", deadline_breached=ev.DeadlineBreached(
+            clock=kind, due_at=due_ts, unit_id=unit, tier=clock.get("tier", 0))),
+        make("order", supervision_order_issued=ev.SupervisionOrderIssued(
+            order_id=event_id("order-id"), clock=kind, unit_id=unit, leader_id=leader,
+            days_overdue=days)),
+    ]  # fmt: skip
+
+
+def _notice(events: Sequence[ev.CaseEvent]) -> Doc:
+    """One immutable record of a clock's notices, its ``_id`` fixed by the
+    first: a second pass, or a second replica, cannot record them twice."""
+    e = events[0]
+    return {"_id": e.event_id, "district_id": e.district_id, "case_id": e.case_id,
+            "outbox": outbox_field(events)}  # fmt: skip
 
 
 class Scanner(Documents):
-    # ---- the scanner ------------------------------------------------------------------
+    async def _read(self, coll: str, ids: Sequence[str]) -> dict[str, Doc]:
+        out: dict[str, Doc] = {}
+        for i in range(0, len(ids), _READ_CHUNK):
+            out.update(await self.store.get_many(coll, ids[i : i + _READ_CHUNK]))
+        return out
 
-    async def _index(self, bucket: str, day: str, clock_id: str) -> None:
-        await upsert_by_id(self.buckets, f"{bucket}:{day}", {"$addToSet": {"ids": clock_id}})
-        if day <= datetime.now(SHANGHAI).strftime("%Y%m%d"):
-            # due (or to be warned) already: the scanner may have passed that
-            # day, so it looks at this one clock on its next pass
-            with contextlib.suppress(DuplicateKeyError):
-                await self.rechecks.insert_one({"_id": f"{bucket}:{clock_id}"})
+    async def _record(self, notices: Sequence[Doc]) -> None:
+        for i in range(0, len(notices), _RECORD_CHUNK):
+            await self.outbox.record(NOTICES, notices[i : i + _RECORD_CHUNK], republish_taken=True)
 
     async def scan(self, now: datetime, lookback_days: int = 90) -> int:
-        """One pass over the buckets due up to today; returns events emitted."""
+        """One pass over the buckets due up to today; returns events recorded
+        (or found recorded already)."""
         today = now.astimezone(SHANGHAI).date()
-        meta = await self.meta.find_one({"_id": "scan"}) or {}
+        meta = await self.store.get(META, "scan") or {}
         start = today - timedelta(days=lookback_days)
         if "done_through" in meta:  # catch up from where the last pass ended
             start = _day(meta["done_through"]) + timedelta(days=1)
-        emitted = 0
         # clocks indexed on days already passed (the collection holds only those)
-        for r in await self.rechecks.find({}).to_list(5000):
+        found: list[tuple[str, str, str | None]] = []  # (bucket, clock id, recheck id)
+        for r in await self.store.scan(RECHECKS, 5000):
             bucket, clock_id = r["_id"].split(":", 1)
-            n = await self._check(clock_id, bucket, now)
-            if n is not None:  # else: too young, looked at again next pass
-                emitted += n
-                await self.rechecks.delete_one({"_id": r["_id"]})
-        day = start
-        while day <= today:
-            key = day.strftime("%Y%m%d")
-            for bucket in ("warn", "due"):
-                doc = await self.buckets.find_one({"_id": f"{bucket}:{key}"})
-                for clock_id in (doc or {}).get("ids", []):
-                    n = await self._check(clock_id, bucket, now)
-                    if n is None:
-                        recheck = {"$set": {"day": key}}
-                        await upsert_by_id(self.rechecks, f"{bucket}:{clock_id}", recheck)
-                    emitted += n or 0
-            day += timedelta(days=1)
+            found.append((bucket, clock_id, r["_id"]))
+        days = [
+            (start + timedelta(days=i)).strftime("%Y%m%d") for i in range((today - start).days + 1)
+        ]
+        bucket_ids = [f"{b}:{d}" for d in days for b in ("warn", "due")]
+        for bid, doc in sorted((await self._read(BUCKETS, bucket_ids)).items()):
+            found.extend((bid.split(":", 1)[0], clock_id, None) for clock_id in doc.get("ids", []))
+        clocks = await self._read(CLOCKS, list(dict.fromkeys(c for _, c, _ in found)))
+        cases = await self._read(CASES, list(dict.fromkeys(c["case_id"] for c in clocks.values())))
+        notices: dict[str, Doc] = {}
+        emitted = 0
+        recheck: list[Update] = []
+        checked: list[str] = []
+        for bucket, clock_id, recheck_id in found:
+            c = clocks.get(clock_id)
+            events = judge(c, cases.get(c["case_id"], {}) if c else {}, bucket, now)
+            if events is None:  # too young: looked at again next pass
+                if recheck_id is None:
+                    recheck.append(
+                        (f"{bucket}:{clock_id}", {"$set": {"day": today.strftime("%Y%m%d")}})
+                    )
+                continue
+            if events and events[0].event_id not in notices:
+                notices[events[0].event_id] = _notice(events)
+                emitted += len(events)
+            if recheck_id is not None:
+                checked.append(recheck_id)
+        # notices first: a crash after them redoes the pass, which finds
+        # them recorded; the marks after say how far it got
+        await self._record(list(notices.values()))
+        if recheck:
+            await self.store.write(RECHECKS, recheck)
+        if checked:
+            await self.store.delete(RECHECKS, checked)
         # a day's clocks fall due at its 00:00, so today's buckets are done too;
         # a clock indexed under them later comes through the rechecks
         done = today.strftime("%Y%m%d")
-        await upsert_by_id(self.meta, "scan", {"$set": {"done_through": done}})
+        await self.store.write(META, [("scan", {"$set": {"done_through": done}})])
         return emitted
-
-    async def _check(self, clock_id: str, bucket: str, now: datetime) -> int | None:
-        async with doc_lock(self.clocks, clock_id):
-            return await self._check_locked(clock_id, bucket, now)
-
-    async def _check_locked(self, clock_id: str, bucket: str, now: datetime) -> int | None:
-        """Events emitted for one clock; None when it was written too recently
-        to judge: a clock written a moment ago may be due already (a petition
-        registered long after it was received), and the case's routing, which
-        names the unit the notices go to, follows its registration within
-        moments. So a clock is judged once ``SETTLE`` has passed since its
-        last write, on a later pass."""
-        c = await self.clocks.find_one({"_id": clock_id})
-        if c is None or not c.get("open") or c.get("paused"):
-            return 0
-        written = c.get("_written_at")
-        if written is not None and now - written < SETTLE:
-            return None
-        kind = c["kind"]
-        events: list[ev.CaseEvent] = []
-        fields: dict[str, Any] = {}
-        due_ts = to_timestamp(c["due_at"])
-
-        def event_id(what: str) -> str:  # deterministic: a second pass emits the same ids
-            return str(uuid.uuid5(_IDS, f"{clock_id}:{what}:{c['due_at'].isoformat()}"))
-
-        def make(what: str, **payload: Any) -> ev.CaseEvent:
-            return new_event(
-                case_id=c["case_id"],
-                district_id=c["district_id"],
-                producer=SERVICE,
-                case_version=0,
-                actor=_SYSTEM,
-                event_id=event_id(what),
-                **payload,
-            )
-
-        info = await self.cases.find_one({"_id": c["case_id"]}) or {}
-        unit = str(info.get("unit_id") or c.get("unit_id") or "")
-        leader = str(info.get("leader_id") or "")
-        if bucket == "warn" and not c.get("warned") and c["warn_at"] <= now < c["due_at"]:
-            if c.get("duty"):
-                events.append(
-                    make("warn", deadline_warned=ev.DeadlineWarned(
-                        clock=kind, due_at=due_ts, unit_id=unit))
-                )  # fmt: skip
-            fields["warned"] = True
-        if bucket == "due" and not c.get("breached") and c["due_at"] <= now:
-            if c.get("duty"):
-                days = max(1, (now - c["due_at"]).days + 1)
-                events.append(
-                    make("breach", deadline_breached=ev.DeadlineBreached(
-                        clock=kind, due_at=due_ts, unit_id=unit, tier=c.get("tier", 0)))
-                )  # fmt: skip
-                events.append(
-                    make("order", supervision_order_issued=ev.SupervisionOrderIssued(
-                        order_id=event_id("order-id"), clock=kind, unit_id=unit,
-                        leader_id=leader, days_overdue=days))
-                )  # fmt: skip
-                fields["breached"] = True
-            elif not c.get("closing"):
-                # a window ran out: it closes, nobody failed. Closed by the
-                # consumer at this event, so its counts move exactly once
-                events.append(
-                    make("closed", deadline_window_closed=ev.DeadlineWindowClosed(
-                        clock=kind, due_at=due_ts))
-                )  # fmt: skip
-                fields["closing"] = True
-        if not fields:
-            return 0
-        if events:
-            # the notices are one immutable record, its _id fixed by the clock
-            # and due date: a second pass, or a second replica, cannot record
-            # them twice, and the outbox publishes what one recorded
-            await self.outbox.record(
-                NOTICES,
-                [{"_id": events[0].event_id, "district_id": c["district_id"],
-                  "case_id": c["case_id"], "outbox": outbox_field(events)}],
-            )  # fmt: skip
-        await self.clocks.update_one({"_id": clock_id}, {"$set": fields})
-        return len(events)
 
     async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int]:
         """Recompute the deadlines of a district's open clocks (its calendar or
-        limits changed). Reads the due buckets around today: work grows with
-        the open clocks of that district, not with all clocks."""
-        district = await self.directory.get(district_id)
+        limits changed): (open clocks, deadlines moved). Each move is a
+        ``DeadlineRescheduled`` event the consumer applies. Reads the due
+        buckets around today: work grows with the open clocks of that
+        district, not with all clocks."""
+        district = await self.directory.get(district_id, fresh=True)
         today = datetime.now(SHANGHAI).date()
-        seen: set[str] = set()
-        open_n = moved = 0
-        for offset in range(-horizon_days, horizon_days + 1):
-            key = (today + timedelta(days=offset)).strftime("%Y%m%d")
-            doc = await self.buckets.find_one({"_id": f"due:{key}"})
-            for clock_id in (doc or {}).get("ids", []):
-                if clock_id in seen:
-                    continue
-                seen.add(clock_id)
-                async with doc_lock(self.clocks, clock_id):
-                    moved_to = await self._reschedule(clock_id, district, key)
-                if moved_to is None:
-                    continue
-                open_n += 1
-                if moved_to:
-                    moved += 1
-        return open_n, moved
-
-    async def _reschedule(self, clock_id: str, district: District, key: str) -> str | None:
-        """Recompute one open clock (caller holds its lock); None if it is not
-        an open clock of the district indexed under ``key``, "" if unmoved."""
-        c = await self.clocks.find_one({"_id": clock_id})
-        if c is None or c["district_id"] != district.district_id or not c.get("open"):
-            return None
-        if c.get("due_day") != key:
-            return None  # a stale bucket entry; the clock is indexed elsewhere
-        dl, warn = schedule(
-            c["kind"], c.get("tier", 0), c["started_at"], c.get("extra_days", 0), district
-        )
-        if dl.due_at == c["due_at"]:
-            return ""
-        new_day = day_key(dl.due_at)
-        await self.clocks.update_one(
-            {"_id": clock_id},
-            {"$set": {"due_at": dl.due_at, "due_day": new_day, "warn_at": warn,
-                      "estimated": dl.estimated, "warned": False, "breached": False,
-                      "closing": False}},
-        )  # fmt: skip
-        if not c.get("paused"):
-            moved = {"$inc": {f"due.{c['due_day']}": -1, f"due.{new_day}": 1}}
-            label = clock_label(c["kind"])
-            await upsert_by_id(self.stats, stats_doc_id(district.district_id, label), moved)
-            if unit := tallied_unit(c):
-                unit_doc = stats_doc_id(district.district_id, label, unit)
-                await upsert_by_id(self.stats, unit_doc, moved)
-        await self._index("due", new_day, clock_id)
-        await self._index("warn", day_key(warn), clock_id)
-        return new_day
+        keys = [
+            (today + timedelta(days=o)).strftime("%Y%m%d")
+            for o in range(-horizon_days, horizon_days + 1)
+        ]
+        indexed: dict[str, str] = {}  # clock id -> the day it is indexed under
+        buckets = await self._read(BUCKETS, [f"due:{k}" for k in keys])
+        for k in keys:
+            for clock_id in buckets.get(f"due:{k}", {}).get("ids", []):
+                indexed.setdefault(clock_id, k)
+        clocks = await self._read(CLOCKS, list(indexed))
+        open_n = 0
+        notices: list[Doc] = []
+        for clock_id, key in indexed.items():
+            c = clocks.get(clock_id)
+            if c is None or c["district_id"] != district_id or not c.get("open"):
+                continue
+            if c.get("due_day") != key:
+                continue  # a stale bucket entry; the clock is indexed elsewhere
+            open_n += 1
+            moved = moved_deadline(c, district)
+            if moved is None:
+                continue
+            dl, warn = moved
+            # the id derives from the move and the district's version: a
+            # second run of one re-evaluation (after a crash) records
+            # nothing new, a later change moves the clock again
+            basis = (
+                c["due_at"],
+                dl.due_at,
+                c["started_at"],
+                c.get("extra_days", 0),
+                c.get("tier", 0),
+            )
+            e = new_event(
+                event_id=str(uuid.uuid5(_IDS, f"{clock_id}:move:{basis}:{district.version}")),
+                case_id=c["case_id"],
+                district_id=district_id,
+                producer=SERVICE,
+                case_version=0,
+                actor=_SYSTEM,
+                deadline_rescheduled=ev.DeadlineRescheduled(
+                    clock=c["kind"],
+                    due_at=to_timestamp(dl.due_at),
+                    warn_at=to_timestamp(warn),
+                    estimated=dl.estimated,
+                    started_at=to_timestamp(c["started_at"]),
+                    extra_days=c.get("extra_days", 0),
+                    tier=c.get("tier", 0),
+                ),
+            )
+            notices.append(_notice([e]))
+        await self._record(notices)
+        return open_n, len(notices)
 
 
 def _day(key: str) -> date:

@@ -299,6 +299,7 @@ class CaseEvent(_message.Message):
     DEADLINE_BREACHED_FIELD_NUMBER: _builtins.int
     SUPERVISION_ORDER_ISSUED_FIELD_NUMBER: _builtins.int
     DEADLINE_WINDOW_CLOSED_FIELD_NUMBER: _builtins.int
+    DEADLINE_RESCHEDULED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """unique; consumers deduplicate on it"""
     case_id: _builtins.str
@@ -367,6 +368,8 @@ class CaseEvent(_message.Message):
     def supervision_order_issued(self) -> Global___SupervisionOrderIssued: ...
     @_builtins.property
     def deadline_window_closed(self) -> Global___DeadlineWindowClosed: ...
+    @_builtins.property
+    def deadline_rescheduled(self) -> Global___DeadlineRescheduled: ...
     def __init__(
         self,
         *,
@@ -404,12 +407,13 @@ class CaseEvent(_message.Message):
         deadline_breached: Global___DeadlineBreached | None = ...,
         supervision_order_issued: Global___SupervisionOrderIssued | None = ...,
         deadline_window_closed: Global___DeadlineWindowClosed | None = ...,
+        deadline_rescheduled: Global___DeadlineRescheduled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_rescheduled", b"deadline_rescheduled", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_rescheduled", b"deadline_rescheduled", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "remit_disputed", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued", "deadline_window_closed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "remit_disputed", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued", "deadline_window_closed", "deadline_rescheduled"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1095,3 +1099,57 @@ class DeadlineWindowClosed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeadlineWindowClosed: _TypeAlias = DeadlineWindowClosed  # noqa: Y015
+
+@_typing.final
+class DeadlineRescheduled(_message.Message):
+    """A clock's deadline moved because its district's limits or the working
+    calendar changed (supervision's re-evaluation). The re-evaluation decides,
+    the consumer writes: it moves the clock only if it still runs from the
+    same start, tier and extra days as the deadline was computed from, so a
+    step taken meanwhile, a replay or a second run moves nothing twice.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLOCK_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    WARN_AT_FIELD_NUMBER: _builtins.int
+    ESTIMATED_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    EXTRA_DAYS_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    clock: Global___ClockKind.ValueType
+    estimated: _builtins.bool
+    """counted on a year the calendar only estimates"""
+    extra_days: _builtins.int
+    tier: Global___Tier.ValueType
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """the new deadline"""
+
+    @_builtins.property
+    def warn_at(self) -> _timestamp_pb2.Timestamp:
+        """when its warning is due"""
+
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """what it was computed from"""
+
+    def __init__(
+        self,
+        *,
+        clock: Global___ClockKind.ValueType = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        warn_at: _timestamp_pb2.Timestamp | None = ...,
+        estimated: _builtins.bool = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        extra_days: _builtins.int = ...,
+        tier: Global___Tier.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "started_at", b"started_at", "warn_at", b"warn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "due_at", b"due_at", "estimated", b"estimated", "extra_days", b"extra_days", "started_at", b"started_at", "tier", b"tier", "warn_at", b"warn_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineRescheduled: _TypeAlias = DeadlineRescheduled  # noqa: Y015
