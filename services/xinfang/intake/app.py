@@ -8,6 +8,8 @@ it. The sealed identity stays in this document and nowhere else.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
@@ -15,6 +17,7 @@ from bson.binary import Binary
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE
+from xinfang.core.coalesce import Coalescer
 from xinfang.core.codec import new_event, new_id, to_timestamp
 from xinfang.core.crypto import IdentityVault, SealedIdentity
 from xinfang.core.directory import Directory
@@ -42,6 +45,19 @@ MATTERS = "petitioner_matters"
 REVEALS = "identity_reveals"
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A validated registration, waiting to be written with the others that
+    came in with it."""
+
+    district_id: str
+    case_id: str
+    request_id: str
+    reg: Registration
+    ref: str
+    matter_id: str
+
+
 class Intake:
     def __init__(
         self, store: Store, outbox: Outbox, directory: Directory, vault: IdentityVault
@@ -50,6 +66,8 @@ class Intake:
         self.outbox = outbox
         self.directory = directory
         self.vault = vault
+        # registrations that arrive together are written together
+        self._writer: Coalescer[_Pending, pb.RegisterPetitionResponse] = Coalescer(self._write)
 
     async def register(self, req: pb.RegisterPetitionRequest) -> pb.RegisterPetitionResponse:
         district_id = req.district_id.strip()
@@ -65,38 +83,84 @@ class Intake:
         ref = self.vault.pseudonym(district_id, reg.identity)
         # "same petitioner, same matter": keyed by pseudonym and category
         matter_id = f"{district_id}:{ref}:{reg.category}"
-        # the two reads do not depend on each other: one round trip of waiting
-        existing, hint = await asyncio.gather(
-            self.store.get(CASES, case_id), self.store.get(MATTERS, matter_id)
+        return await self._writer.submit(
+            _Pending(district_id, case_id, req.request_id, reg, ref, matter_id)
         )
-        if existing is not None and existing["district_id"] == district_id:
-            # a retry: the first try may have died before publishing
-            await self.outbox.republish([existing])
-            return pb.RegisterPetitionResponse(
-                case_id=case_id, created=False, kind=existing["kind"]
+
+    async def _write(self, items: Sequence[_Pending]) -> list[pb.RegisterPetitionResponse]:
+        """Register the petitions that came in together, in as few store
+        calls as the server allows. Each petition's writes keep their order
+        (its place among the matter's petitions, the hint, then the case
+        with its event), so a crash or an error at any call leaves each
+        petition either not registered or registered whole, and the client's
+        retry (same ``request_id``) finds what its first try did."""
+        first: dict[str, _Pending] = {}
+        for p in items:  # one request sent twice at once: the second hears "not created"
+            first.setdefault(p.case_id, p)
+        todo = list(first.values())
+        # the reads do not depend on each other: one round trip of waiting
+        existing, hints = await asyncio.gather(
+            self.store.get_many(CASES, [p.case_id for p in todo]),
+            self.store.get_many(MATTERS, [p.matter_id for p in todo]),
+        )
+        answers: dict[str, pb.RegisterPetitionResponse] = {}
+        retried = [
+            existing[p.case_id]
+            for p in todo
+            if p.case_id in existing and existing[p.case_id]["district_id"] == p.district_id
+        ]
+        if retried:  # retries: the first try may have died before publishing
+            await self.outbox.republish(retried)
+            for doc in retried:
+                answers[doc["_id"]] = pb.RegisterPetitionResponse(
+                    case_id=doc["_id"], created=False, kind=doc["kind"]
+                )
+        fresh = [p for p in todo if p.case_id not in answers]
+        places = await self._claim_all(fresh, hints)
+        # a hint only: where the next registration starts looking (see
+        # _claim); a first petition needs none, as probing starts at place
+        # 1. Written before the case, so a retry after a crash at any point
+        # leaves the same hint (``$max``, and the retry claims the same place)
+        hint_updates = [
+            (
+                p.matter_id,
+                {"$max": {"count": places[p.case_id][0]}, "$set": {"district_id": p.district_id}},
             )
-        seq, previous_case_id = await self._claim(matter_id, district_id, case_id, hint)
-        if seq > 1:
-            # a hint only: where the next registration starts looking (see
-            # _claim); a first petition needs none, as probing starts at place
-            # 1. Written before the case, so a retry after a crash at any point
-            # leaves the same hint (``$max``, and the retry claims the same place)
-            upd = {"$max": {"count": seq}, "$set": {"district_id": district_id}}
-            await self.store.write(MATTERS, [(matter_id, upd)])
+            for p in fresh
+            if places[p.case_id][0] > 1
+        ]
+        if hint_updates:
+            await self.store.write(MATTERS, hint_updates)
+        docs = [self._case_doc(p, *places[p.case_id]) for p in fresh]
+        inserted = await self.outbox.record(CASES, docs)
+        for p, doc, ok in zip(fresh, docs, inserted, strict=True):
+            # not inserted: the same request raced us on another replica; it won
+            answers[p.case_id] = pb.RegisterPetitionResponse(
+                case_id=p.case_id, created=ok, kind=doc["kind"]
+            )
+        out = []
+        for p in items:
+            a = answers[p.case_id]
+            if first[p.case_id] is not p:
+                a = pb.RegisterPetitionResponse(case_id=a.case_id, created=False, kind=a.kind)
+            out.append(a)
+        return out
+
+    def _case_doc(self, p: _Pending, seq: int, previous_case_id: str) -> Doc:
         kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
-        event = self._event(case_id, reg, ref, kind, previous_case_id, seq - 1)
-        sealed = self.vault.seal(district_id, case_id, reg.identity)
-        doc = {
-            "_id": case_id,
-            "district_id": district_id,
-            "request_id": req.request_id,
+        event = self._event(p.case_id, p.reg, p.ref, kind, previous_case_id, seq - 1)
+        sealed = self.vault.seal(p.district_id, p.case_id, p.reg.identity)
+        doc: Doc = {
+            "_id": p.case_id,
+            "district_id": p.district_id,
+            "request_id": p.request_id,
             "version": 1,
             "status": "registered",
             "kind": kind,
-            "petitioner_ref": ref,
-            "category": reg.category,
-            "township_id": reg.township_id,
-            "received_at": reg.received_at,
+            "petitioner_ref": p.ref,
+            "category": p.reg.category,
+            "township_id": p.reg.township_id,
+            "received_at": p.reg.received_at,
             "registered_at": datetime.now(UTC),
             "identity": {
                 "nonce": Binary(sealed.nonce),
@@ -105,15 +169,47 @@ class Intake:
             },
         }
         doc["outbox"] = outbox_field([event])
-        (inserted,) = await self.outbox.record(CASES, [doc])
-        if not inserted:  # the same request raced us; it won
-            return pb.RegisterPetitionResponse(case_id=case_id, created=False, kind=kind)
-        return pb.RegisterPetitionResponse(case_id=case_id, created=True, kind=kind)
+        return doc
+
+    async def _claim_all(
+        self, items: Sequence[_Pending], hints: dict[str, Doc]
+    ) -> dict[str, tuple[int, str]]:
+        """Each petition's place among its matter's petitions and the case
+        before it: every place the hints point to is tried in one insert;
+        the few refused (the same matter twice at once, a retry, a stale
+        hint) probe on one by one (``_claim``)."""
+        if not items:
+            return {}
+        start = {p.case_id: max(1, int(hints.get(p.matter_id, {}).get("count", 0))) for p in items}
+        ok = await self.store.insert_many(
+            MATTERS,
+            [{"_id": f"{p.matter_id}#{start[p.case_id]}", "district_id": p.district_id,
+              "case_id": p.case_id} for p in items],
+        )  # fmt: skip
+        places: dict[str, tuple[int, str]] = {}
+        below: list[tuple[_Pending, int]] = []
+        for p, claimed in zip(items, ok, strict=True):
+            seq = start[p.case_id]
+            if not claimed:
+                places[p.case_id] = await self._claim(p.matter_id, p.district_id, p.case_id, seq)
+            elif seq == 1:
+                places[p.case_id] = (1, "")
+            else:
+                below.append((p, seq))
+        if below:
+            prev = await self.store.get_many(
+                MATTERS, [f"{p.matter_id}#{seq - 1}" for p, seq in below]
+            )
+            for p, seq in below:
+                taken = prev.get(f"{p.matter_id}#{seq - 1}")
+                places[p.case_id] = (seq, str(taken["case_id"]) if taken else "")
+        return places
 
     async def _claim(
-        self, matter_id: str, district_id: str, case_id: str, hint: Doc | None
+        self, matter_id: str, district_id: str, case_id: str, seq: int
     ) -> tuple[int, str]:
-        """This case's place among the matter's petitions, and the case before it.
+        """This case's place among the matter's petitions, and the case before
+        it, probing on from place ``seq``, which was refused.
 
         Each place is a document ``<matter>#<n>`` whose insert is the claim: an
         ``_id`` is unique on every MongoDB-protocol server, so two registrations
@@ -125,17 +221,19 @@ class Intake:
         insert for that. (A retry that comes after another registration of
         the same matter moved the hint on takes a new place.)
         """
-        seq = max(1, int((hint or {}).get("count", 0)))
         before: Doc | None = None  # the place below ``seq``, when probed
-        while not await self.store.insert(
-            MATTERS, {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id}
-        ):
+        while True:
             taken = await self.store.get(MATTERS, f"{matter_id}#{seq}")
             if taken is not None and taken["case_id"] == case_id:
                 before = None
                 break
             before = taken
             seq += 1
+            if await self.store.insert(
+                MATTERS,
+                {"_id": f"{matter_id}#{seq}", "district_id": district_id, "case_id": case_id},
+            ):
+                break
         if seq == 1:
             return 1, ""
         if before is None:
