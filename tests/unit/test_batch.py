@@ -209,3 +209,45 @@ async def test_documents_a_replay_owns_are_kept_not_read_back() -> None:
     b = Batch(s, owned=owned)
     await b.load("cases", ["c1"])
     assert b.peek("cases", "c1") == {"_id": "c1", "n": 2}  # read from the store again
+
+
+async def test_a_live_consumer_reads_what_it_wrote_from_memory_until_a_rebalance() -> None:
+    s = MemoryStore()
+    owned = OwnedDocs(max_docs=100)
+    b = Batch(s, owned=owned)
+    await b.load("cases", ["c1"])  # not known yet: read (and found absent)
+    b.update("cases", "c1", {"$set": {"n": 1}})
+    await b.flush()
+    reads = s.calls.get("get", 0)
+    b = Batch(s, owned=owned)
+    await b.load("cases", ["c1"])  # the case's next event: from memory
+    assert s.calls.get("get", 0) == reads and b.peek("cases", "c1") == {"_id": "c1", "n": 1}
+    b.update("cases", "c1", {"$set": {"n": 2}})
+    owned.drop()  # partitions revoked while the batch ran: it keeps nothing
+    await b.flush()
+    assert owned.docs == {}
+    await s.write("cases", [("c1", {"$set": {"n": 7}})])  # another replica's write
+    b = Batch(s, owned=owned)
+    await b.load("cases", ["c1"])
+    assert b.peek("cases", "c1") == {"_id": "c1", "n": 7}
+
+
+async def test_a_write_that_fails_in_part_forgets_what_was_kept() -> None:
+    s = MemoryStore()
+    owned = OwnedDocs(max_docs=100)
+    b = Batch(s, ["clocks", "cases"], owned=owned)
+    await b.load("clocks", ["k1"])
+    await b.load("cases", ["c1"])
+    b.update("clocks", "k1", {"$set": {"open": True}})
+    b.update("cases", "c1", {"$set": {"n": 1}})
+    real = s.write
+
+    async def write(coll: str, updates: Any) -> None:
+        if coll == "cases":
+            raise ConnectionError("lost")
+        await real(coll, updates)
+
+    s.write = write  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await b.flush()
+    assert owned.docs == {}  # the clock was written, the case not: read both again

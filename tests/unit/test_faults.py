@@ -40,7 +40,7 @@ from xinfang.assignment.app import Assignment
 from xinfang.assignment.lifecycle import to_doc
 from xinfang.assignment.store import CaseStore
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.batch import BatchConsumer
+from xinfang.core.batch import BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import decode_event
 from xinfang.core.crypto import IdentityVault
@@ -169,9 +169,13 @@ class World:
         ss = self.stores["supervision"]
         os_ = Outbox(ss, publish, "supervision", clock=lambda: self.now)
         sup = Supervision(no_db, os_, directory)
+        # each consumer keeps what it wrote, as the services' do (a new
+        # process starts with nothing kept)
         consumers = {
-            "reporting": Reporting(no_db, directory).consumer(self.stores["reporting"]),
-            "supervision": sup.consumer(ss),
+            "reporting": Reporting(no_db, directory).consumer(
+                self.stores["reporting"], OwnedDocs(max_docs=1000)
+            ),
+            "supervision": sup.consumer(ss, OwnedDocs(max_docs=1000)),
         }
         assignment = Assignment(CaseStore(sa, oa), directory)
         return Procs(intake, assignment, [oi, oa, os_], consumers, sup)

@@ -39,7 +39,7 @@ from typing import Any
 
 from xinfang.core.docops import apply_update, diff
 from xinfang.core.mongo import Doc, Position
-from xinfang.core.store import Store
+from xinfang.core.store import Store, normalise
 
 __all__ = ["Batch", "BatchConsumer", "CaseBlocked", "OwnedDocs"]
 
@@ -52,7 +52,9 @@ class CaseBlocked(Exception):
 
 class OwnedDocs:
     """The owned documents of a process that alone writes them, as it last
-    wrote them: a batch takes them from here instead of the store. A rebuild
+    wrote them: a batch takes them from here instead of the store. A live
+    consumer owns the documents of the partitions assigned to it, until they
+    are revoked (``drop``: another replica may write them next). A rebuild
     by replay owns its fresh read models outright (``complete``: a document
     not here does not exist, so nothing is read at all)."""
 
@@ -60,6 +62,13 @@ class OwnedDocs:
         self.complete = complete
         self.max_docs = max_docs
         self.docs: dict[tuple[str, str], Doc | None] = {}
+        self.epoch = 0  # moved by every drop: a batch read before it keeps nothing
+
+    def drop(self) -> None:
+        """Forget everything (a rebalance, a failed write): read from the store again."""
+        self.docs.clear()
+        self.complete = False
+        self.epoch += 1
 
     def serve(
         self,
@@ -81,7 +90,9 @@ class OwnedDocs:
     def keep(self, after: Mapping[tuple[str, str], Doc | None]) -> None:
         """Remember what a flush wrote. Past ``max_docs`` the memory is let go
         and documents are read from the store again (where they all are)."""
-        self.docs.update(after)
+        # as the store holds them (datetimes to the millisecond, tuples as
+        # lists): what is served from here must equal what a read returns
+        self.docs.update({k: None if d is None else normalise(d) for k, d in after.items()})
         if len(self.docs) > self.max_docs:
             self.docs.clear()
             self.complete = False
@@ -102,6 +113,7 @@ class Batch:
         self.store = store
         self.order = list(order)  # owned collections, flushed in this order
         self.owned = owned
+        self._epoch = owned.epoch if owned is not None else 0
         self._before: dict[tuple[str, str], Doc | None] = {}
         self._after: dict[tuple[str, str], Doc | None] = {}
         self._counters: dict[tuple[str, str], _Counter] = {}
@@ -246,10 +258,16 @@ class Batch:
     async def flush(self) -> int:
         """Write the batch; returns the documents written. The batch is spent."""
         n = 0
-        for coll, updates in self.pending().items():
-            await self.store.write(coll, updates)
-            n += len(updates)
-        if self.owned is not None:
+        try:
+            for coll, updates in self.pending().items():
+                await self.store.write(coll, updates)
+                n += len(updates)
+        except BaseException:
+            # written in part: what the store holds is no longer known here
+            if self.owned is not None:
+                self.owned.drop()
+            raise
+        if self.owned is not None and self.owned.epoch == self._epoch:
             self.owned.keep(self._after)
         self._before.clear()
         self._after.clear()

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # time, and applies them as one batch (core.batch)
     consumer_batch_max: int = Field(default=200, ge=1, le=5000)
     consumer_batch_seconds: float = Field(default=0.05, gt=0)
+    # documents a consumer keeps of what it alone writes (its partitions'
+    # clocks and case records), so a case's later events read nothing;
+    # past this many it forgets them all and reads again (0: keep none)
+    owned_cache_docs: int = Field(default=50_000, ge=0)
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
     # per-unit series per district at most (the rest add up as unit="_other")
     metrics_max_units: int = Field(default=300, ge=1)

@@ -33,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import Authenticator
-from xinfang.core.batch import CaseBlocked
+from xinfang.core.batch import CaseBlocked, OwnedDocs
 from xinfang.core.codec import DecodeFailed, decode_event, payload_name
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
@@ -101,6 +101,22 @@ class Runtime:
         self.parking: Parking | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
+        self._owned: list[OwnedDocs] = []
+
+    def owned_docs(self) -> OwnedDocs | None:
+        """A cache of the documents this process's consumer alone writes,
+        dropped whenever partitions are revoked or assigned (None: caching
+        is off)."""
+        if self.settings.owned_cache_docs <= 0:
+            return None
+        owned = OwnedDocs(max_docs=self.settings.owned_cache_docs)
+        self._owned.append(owned)
+        return owned
+
+    def drop_owned(self) -> None:
+        """The partitions moved: what another replica may write next is not ours."""
+        for owned in self._owned:
+            owned.drop()
 
     @property
     def grpc(self) -> GrpcServer:
@@ -346,6 +362,12 @@ def _faust_app(rt: Runtime) -> Any:
             )
 
     app.agent(topic, name=f"xinfang-{rt.service}-case-events", concurrency=1)(consume)
+
+    def rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        rt.drop_owned()
+
+    app.on_partitions_revoked.connect(rebalanced)
+    app.on_partitions_assigned.connect(rebalanced)
     return app
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "MongoStore",
     "Store",
     "Update",
+    "normalise",
 ]
 
 # (doc_id, update operators): always by _id, always an upsert
@@ -192,7 +193,7 @@ class MongoStore(Store):
 _CODEC: CodecOptions[Doc] = CodecOptions(tz_aware=True)
 
 
-def _normalise(doc: Mapping[str, Any]) -> Doc:
+def normalise(doc: Mapping[str, Any]) -> Doc:
     """The document as the server would hand it back: BSON types (datetimes
     to the millisecond and aware, tuples as lists, binary as bytes)."""
     return bson.decode(bson.encode(doc), codec_options=_CODEC)
@@ -234,7 +235,7 @@ class MemoryStore(Store):
         c = self._coll(coll)
         if doc["_id"] in c:
             return False
-        c[doc["_id"]] = bson.encode(_normalise(doc))
+        c[doc["_id"]] = bson.encode(normalise(doc))
         return True
 
     async def insert_many(self, coll: str, docs: Sequence[Doc]) -> list[bool]:
@@ -245,7 +246,7 @@ class MemoryStore(Store):
             for d in chunk:
                 taken = d["_id"] in c
                 if not taken:
-                    c[d["_id"]] = bson.encode(_normalise(d))
+                    c[d["_id"]] = bson.encode(normalise(d))
                 out.append(not taken)
         return out
 

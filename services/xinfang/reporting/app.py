@@ -502,7 +502,7 @@ async def _setup(rt: Runtime) -> BatchHandler | None:
         ReportingServicer(r),
         pb.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     )
-    return r.consumer(rt.store)
+    return r.consumer(rt.store, rt.owned_docs())
 
 
 SPEC = ServiceSpec(name=SERVICE, consumes=True, setup=_setup)

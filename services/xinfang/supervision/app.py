@@ -101,7 +101,7 @@ async def _every(seconds: float, what: str, fn: Any) -> None:
 
 async def _setup(rt: Runtime) -> BatchHandler | None:
     sup = Supervision(rt.db, rt.outbox, rt.directory)
-    consume = sup.consumer(rt.store)
+    consume = sup.consumer(rt.store, rt.owned_docs())
     sup.producer = rt.producer
     sup.rankings_topic = rt.settings.rankings_topic
     rt.grpc.add(

@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.batch import Batch, BatchConsumer
+from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import payload_name
 from xinfang.core.districts import District
@@ -46,12 +46,14 @@ STAGE_DAYS = Histogram(
 
 
 class ClockConsumer(Documents):
-    def consumer(self, store: Store) -> BatchConsumer:
+    def consumer(self, store: Store, owned: OwnedDocs | None = None) -> BatchConsumer:
         """The consumer over batches (``core.batch``): counters are written
         first, then clocks (each with its applied marker), and last the
         case's record of the event, whose marker therefore means that
         everything the event changed is written."""
-        return BatchConsumer(store, (CLOCKS, CASES), self._prepare, self.apply, TRANSIENT_ERRORS)
+        return BatchConsumer(
+            store, (CLOCKS, CASES), self._prepare, self.apply, TRANSIENT_ERRORS, owned=owned
+        )
 
     async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
         """Read the batch's cases, then only the clocks their records say
