@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from docx import Document
 
-from xinfang.reporting import render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
-from xinfang.reporting.render import TEXT, render_docx, render_json, render_markdown
+from xinfang.reporting.report import TEXT, charts, render_docx, render_json, render_markdown
 
 SECTIONS_ZH = ("一、来信来访基本情况", "二、开展的主要工作", "三、存在的主要问题", "四、下一步工作")
 NAMES = {
@@ -55,6 +54,7 @@ def _period(period: str, received: int, **over: Any) -> PeriodFigures:
         "replied": 1000,
         "resolved": 900,
         "replied_on_time": 950,
+        "replied_late": 50,
         "rated": 800,
         "satisfied": 600,
         "basically_satisfied": 120,
@@ -72,7 +72,9 @@ def _period(period: str, received: int, **over: Any) -> PeriodFigures:
         "higher_level_resolved": 51,
         "warnings": 66,
         "breaches": 9,
-        "supervision_orders": 37,
+        "breaches_by_clock": {"handling": 4, "register_and_route": 5},
+        "supervision_orders": 9,
+        "orders_by_clock": {"handling": 4, "register_and_route": 5},
         "backlog_start": 150,
         "backlog_end": 120,
     }
@@ -89,7 +91,9 @@ def figures() -> ReportFigures:
         period="2026",
         current=_period("2026", 1234),
         previous=_period("2025", 1197, group=50, escalated=20),
-        last_year=_period("2025", 1300, group=50, escalated=30, replied_on_time=900),
+        last_year=_period(
+            "2025", 1300, group=50, escalated=30, replied_on_time=900, replied_late=100
+        ),
         monthly=monthly,
         names=NAMES,
         rankings={
@@ -255,6 +259,6 @@ def test_charts_without_a_cjk_font_do_not_warn(
     figures: ReportFigures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pytest turns warnings into errors here, so a missing-glyph warning would fail
-    monkeypatch.setattr(render, "_cjk_family", lambda: None)
+    monkeypatch.setattr(charts, "_cjk_family", lambda: None)
     doc, _ = _doc_text(render_docx(figures))
     assert len(doc.inline_shapes) >= 3
