@@ -442,12 +442,12 @@ def _month_index(month: str) -> int:
 
 def running_span(period: str, today: date) -> Span:
     """The span a report of ``period`` covers on ``today``: the whole period
-    once it has ended (or before it starts), else up to today."""
+    once it has ended (or before it starts), else up to today, included."""
     months = months_of(period)
     start = date(int(months[0][:4]), int(months[0][5:]), 1)
     y, m = int(months[-1][:4]), int(months[-1][5:])
     end = date(y, m, calendar.monthrange(y, m)[1])
-    return Span(period, today) if start <= today < end else Span(period)
+    return Span(period, today) if start <= today <= end else Span(period)
 
 
 def add_section(into: dict[str, Any], section: Mapping[str, Any]) -> None:
