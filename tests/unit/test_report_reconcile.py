@@ -71,6 +71,8 @@ class Happened:
     event: ev.CaseEvent
     day: date  # the day (Shanghai) it happened
     counts: dict[str, int] = field(default_factory=dict)
+    received: date | None = None  # its case's: the cohort it adds to
+    cohort: dict[str, int] = field(default_factory=dict)
 
 
 def _local_day(at: datetime) -> date:
@@ -117,7 +119,13 @@ def _history(district: dict[str, Any], n: int, seed: int) -> list[Happened]:
             continue
         routed = ev.CaseRouted(decision=decision, unit_id="u-zjj", rule_id="r")
         out.append(
-            Happened(make(now, routed=routed), _local_day(now), {f"d.{DECISION[decision]}": 1})
+            Happened(
+                make(now, routed=routed),
+                _local_day(now),
+                {f"d.{DECISION[decision]}": 1},
+                _local_day(received),
+                {"routed": 1},
+            )
         )
         if rng.random() < 0.3:  # the routing took too long: a breach and its order
             out += _breach(make, now, ev.CLOCK_KIND_REGISTER_AND_ROUTE)
@@ -146,6 +154,8 @@ def _history(district: dict[str, Any], n: int, seed: int) -> list[Happened]:
                 make(now, reply_issued=reply),
                 _local_day(now),
                 {"replied": 1, "late": int(late), "on_time": int(not late)},
+                _local_day(received),
+                {"replied": 1},
             )
         )
         if rng.random() < 0.7:
@@ -233,6 +243,8 @@ def _expected(history: list[Happened], first: date, last: date) -> Counter[str]:
     for h in history:
         if first <= h.day <= last:
             c.update(h.counts)
+        if h.received is not None and first <= h.received <= last:
+            c.update({f"cohort.{k}": v for k, v in h.cohort.items()})
     return c
 
 
@@ -293,7 +305,7 @@ def test_zh_totals_are_their_parts_and_match_the_events(
     first, last = _spans_days(period)
     want = _expected(history, first, last)
 
-    m = _one(r"共受理群众来信来访([\d,]+)件", md)
+    m = _one(r"共登记群众来信来访([\d,]+)件", md)
     assert _num(m.group(1)) == want["received"]
     m = _one(r"初信初访([\d,]+)件，占[^；]*；重复信访([\d,]+)件", md)
     assert _num(m.group(1)) + _num(m.group(2)) == want["received"]
@@ -313,6 +325,13 @@ def test_zh_totals_are_their_parts_and_match_the_events(
     assert _num(m.group(7)) == want["d.decline"]
     m = _one(r"各承办单位确认受理信访事项([\d,]+)件", md)
     assert _num(m.group(1)) == want["units"]
+    # the period's own petitions, and what has become of them since
+    m = _one(
+        r"本期登记的([\d,]+)件信访事项中，截至[^已]*已作出处理决定([\d,]+)件、已办结([\d,]+)件", md
+    )
+    assert _num(m.group(1)) == want["received"]
+    assert _num(m.group(2)) == want["cohort.routed"] <= want["received"]
+    assert _num(m.group(3)) == want["cohort.replied"] <= _num(m.group(2))
 
     if want["replied"]:
         m = _one(r"共办结信访事项([\d,]+)件，其中按期办结([\d,]+)件、超期办结([\d,]+)件", md)

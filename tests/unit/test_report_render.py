@@ -144,7 +144,7 @@ def test_markdown_carries_figures_and_comparisons(figures: ReportFigures) -> Non
     mom = (1234 - 1197) / 1197 * 100  # +3.09 -> 上升3.1%
     assert f"下降{abs(yoy):.1f}%" == "下降5.1%"
     assert f"上升{mom:.1f}%" == "上升3.1%"
-    assert "共受理群众来信来访1234件、涉及2468人次，同比下降5.1%，环比上升3.1%" in md
+    assert "共登记群众来信来访1234件、涉及2468人次，同比下降5.1%，环比上升3.1%" in md
     assert "# 示范区2026年信访工作开展情况报告" in md
     for heading in SECTIONS_ZH:
         assert f"## {heading}" in md
@@ -238,7 +238,7 @@ def test_zero_counts_do_not_divide_by_zero() -> None:
     )
     md = render_markdown(f)
     assert "# 示范区2026年7月信访工作开展情况报告" in md
-    assert "共受理群众来信来访0件、涉及0人次，同比持平，环比持平" in md
+    assert "共登记群众来信来访0件、涉及0人次，同比持平，环比持平" in md
     assert "本期暂无办结的信访事项" in md
     doc, _ = _doc_text(render_docx(f))
     assert doc.paragraphs[0].text == "示范区2026年7月信访工作开展情况报告"

@@ -65,6 +65,10 @@ class PeriodFigures:
     # the office's suggestions drawn from petitions (Art. 41)
     suggestions_made: int = 0
     suggestions_adopted: int = 0
+    # the cohort: of the petitions received in the period, how many have
+    # been decided (routed) and answered since, whenever that was
+    cohort_routed: int = 0
+    cohort_replied: int = 0
     # backlog (存量): open at the start and end of the period; new (增量) = received
     backlog_start: int = 0
     backlog_end: int = 0

@@ -112,6 +112,22 @@ class Contribution:
     at: datetime  # when it counts
     inc: dict[str, int]  # PeriodFigures fields (dotted for maps)
     backlog: int = 0  # net change of the backlog at ``at``
+    # what it adds to the cohort of its case: the petitions received in a
+    # period, and how many of them have been decided or answered since
+    # (counted in the period the case was received, once per case)
+    cohort: tuple[datetime, dict[str, int]] | None = None
+
+
+def _cohort(
+    case: Mapping[str, Any], flag: str, field: str
+) -> tuple[datetime, dict[str, int]] | None:
+    """The case's first ``field`` counted in the period it was received."""
+    received = case.get("received_at")
+    if received is None or case.get(flag):
+        return None
+    if received.tzinfo is None:  # as the store hands it back
+        received = received.replace(tzinfo=UTC)
+    return received, {field: 1}
 
 
 # event type -> what it adds to the period figures, given the read model's
@@ -152,7 +168,12 @@ def _routed(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Contr
     inc = {"routed": 1, f"by_decision.{DECISIONS.get(d, 'other')}": 1}
     if event.routed.unit_id:
         inc[f"by_unit.{_key(event.routed.unit_id)}"] = 1
-    return Contribution(at, inc, backlog=-1 if d in _CLOSING_DECISIONS else 0)
+    return Contribution(
+        at,
+        inc,
+        backlog=-1 if d in _CLOSING_DECISIONS else 0,
+        cohort=_cohort(case, "cohort_routed", "cohort_routed"),
+    )
 
 
 @CONTRIBUTIONS.on("accepted")
@@ -178,7 +199,9 @@ def _replied(event: ev.CaseEvent, case: Mapping[str, Any], at: datetime) -> Cont
         "higher_level_resolved": resolved * int(bool(case.get("higher_level"))),
         "mediation_resolved": resolved * int(case.get("tier", 0) in _LADDER_BELOW_DISTRICT),
     }
-    return Contribution(at, inc, backlog=-1)
+    return Contribution(
+        at, inc, backlog=-1, cohort=_cohort(case, "cohort_replied", "cohort_replied")
+    )
 
 
 @CONTRIBUTIONS.on("satisfaction_rated")
@@ -321,7 +344,12 @@ def _routed_fields(event: ev.CaseEvent) -> dict[str, Any]:
         if d in _CLOSING_DECISIONS
         else "routed"
     )
-    return {"unit_id": event.routed.unit_id, "status": status, "sla_state": "on_track"}
+    return {
+        "unit_id": event.routed.unit_id,
+        "status": status,
+        "sla_state": "on_track",
+        "cohort_routed": True,  # its cohort has counted it as decided
+    }
 
 
 @CASE_FIELDS.on("review_requested")
@@ -337,6 +365,7 @@ def _review_decided_fields(event: ev.CaseEvent) -> dict[str, Any]:
     return {"status": "reviewed", "sla_state": "on_track"}
 
 
+CASE_FIELDS.on("reply_issued")(lambda e: {"cohort_replied": True})
 CASE_FIELDS.on("accepted")(lambda e: {"unit_id": e.accepted.unit_id, "tier": e.accepted.tier})
 CASE_FIELDS.on("tier_escalated")(lambda e: {"tier": e.tier_escalated.to_tier})
 CASE_FIELDS.on("leader_package_assigned")(
@@ -382,21 +411,28 @@ def counter_writes(
     district_id: str, c: Contribution
 ) -> list[tuple[str, dict[str, int], dict[str, Any]]]:
     """(counter document id, increments, fields on insert) for one
-    contribution: the year document, the month's day document, the backlog."""
-    out: list[tuple[str, dict[str, int], dict[str, Any]]] = []
-    year, fields = year_doc_fields(c.at, c.inc)
-    if fields:
-        out.append(
-            (f"{district_id}:{year}", fields, {"district_id": district_id, "year": int(year)})
-        )
-    month, days = day_doc_fields(c.at, c.inc, c.backlog)
-    if days:
-        out.append((f"{district_id}:{month}", days, {"district_id": district_id, "month": month}))
-    if c.backlog:
-        out.append(
-            (f"{district_id}:backlog", {f"m.{month}": c.backlog}, {"district_id": district_id})
-        )
-    return out
+    contribution: the year documents, the months' day documents, the
+    backlog; one entry per document (a counter takes an event once)."""
+    out: dict[str, tuple[dict[str, int], dict[str, Any]]] = {}
+
+    def add(doc_id: str, inc: Mapping[str, int], on_insert: dict[str, Any]) -> None:
+        if not inc:
+            return
+        have = out.setdefault(doc_id, ({}, on_insert))[0]
+        for k, v in inc.items():
+            have[k] = have.get(k, 0) + v
+
+    parts = [(c.at, c.inc, c.backlog)]
+    if c.cohort is not None:
+        parts.append((c.cohort[0], c.cohort[1], 0))
+    for at, inc, backlog in parts:
+        year, fields = year_doc_fields(at, inc)
+        add(f"{district_id}:{year}", fields, {"district_id": district_id, "year": int(year)})
+        month, days = day_doc_fields(at, inc, backlog)
+        add(f"{district_id}:{month}", days, {"district_id": district_id, "month": month})
+        if backlog:
+            add(f"{district_id}:backlog", {f"m.{month}": backlog}, {"district_id": district_id})
+    return [(doc_id, inc, ins) for doc_id, (inc, ins) in out.items()]
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ TEXT: dict[str, dict[str, str]] = {
         "h1_backlog": "（六）存量与增量",
         "h1_ind": "（七）“三降一好转”指标完成情况",
         "p_total": (
-            "{period}，全区共受理群众来信来访{received}件、涉及{people}人次，同比{yoy}，环比{mom}。"
+            "{period}，全区共登记群众来信来访{received}件、涉及{people}人次，同比{yoy}，环比{mom}。"
         ),
         "p_total_na": (
-            "{period}，全区共受理群众来信来访{received}件、涉及{people}人次，"
+            "{period}，全区共登记群众来信来访{received}件、涉及{people}人次，"
             "同比、环比均无可比数据。"
         ),
         "p_peak": "从月度分布看，月均受理{avg}件，其中{month}最多，为{n}件。",
@@ -61,6 +61,10 @@ TEXT: dict[str, dict[str, str]] = {
         "route_other": "、其他处理{n}件",
         "route_disputes": "因有关单位对职责存在争议，报请其共同上一级明确承办单位{n}件。",
         "route_units": "本期各承办单位确认受理信访事项{n}件（含此前转送、交办的事项）。",
+        "route_cohort": (
+            "本期登记的{received}件信访事项中，截至{date}已作出处理决定{routed}件、"
+            "已办结{replied}件（以上处理决定、办结按作出之日统计，可能落在以后各期）。"
+        ),
         "p_done": (
             "全区共办结信访事项{replied}件，其中按期办结{on_time}件、超期办结{late}件，"
             "按期办结率{on_time_rate}，同比{on_time_yoy}；化解{resolved}件，"
@@ -323,6 +327,11 @@ TEXT: dict[str, dict[str, str]] = {
         "route_disputes": (
             "In {n} cases the units disputed which of them was competent, and their "
             "common superior designated the handling unit."
+        ),
+        "route_cohort": (
+            "Of the {received} petitions received in this period, by {date} {routed} had been "
+            "decided and {replied} concluded (decisions and conclusions above count on the day "
+            "they were made, which may fall in a later period)."
         ),
         "route_units": (
             "The handling units confirmed that they had taken on {n} cases in this period "

@@ -230,12 +230,15 @@ class _Writer:
             return self.t("trend_unknown")
         return self.t("trend_down" if ind.received_down else "trend_up")
 
-    def report_date(self) -> str:
+    def report_day(self) -> date:
         d = date.today()
         if self.f.generated_at:
             with contextlib.suppress(ValueError):
                 d = datetime.fromisoformat(self.f.generated_at.replace("Z", "+00:00")).date()
-        return self.t("date", y=d.year, m=d.month, d=d.day, month=MONTHS_EN[d.month - 1])
+        return d
+
+    def report_date(self) -> str:
+        return self.day_label(self.report_day().isoformat())
 
     def section_one(self, period: str) -> None:
         c, p, ly = self.f.current, self.f.previous, self.f.last_year
@@ -333,6 +336,16 @@ class _Writer:
         # the units' own acceptances, recorded after the office routed a case
         # to them: a different count from the office's decisions above
         text += self.gap + self.t("route_units", n=self.n(c.accepted))
+        if c.received:
+            # the petitions of this period and what has become of them since:
+            # the decisions above are those made in the period, on any petition
+            text += self.gap + self.t(
+                "route_cohort",
+                received=self.n(c.received),
+                date=self.day_label(self.f.through or self.report_day().isoformat()),
+                routed=self.n(c.cohort_routed),
+                replied=self.n(c.cohort_replied),
+            )
         self.para("p", text)
 
         self.para("h2", self.t("h1_done"))
