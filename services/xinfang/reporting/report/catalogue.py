@@ -41,7 +41,7 @@ TEXT: dict[str, dict[str, str]] = {
             "{period}，全区共登记群众来信来访{received}件、涉及{people}人次，"
             "同比、环比均无可比数据。"
         ),
-        "p_peak": "从月度分布看，月均受理{avg}件，其中{month}最多，为{n}件。",
+        "p_peak": "从月度分布看，月均登记{avg}件，其中{month}最多，为{n}件。",
         "p_channel": "从信访渠道看，{items}。{top}",
         "channel_item": "{name}{n}件，占{share}",
         "channel_top": "其中{name}占比最高。",
