@@ -40,6 +40,7 @@ from xinfang.reporting import report as render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
 from xinfang.reporting.projections import (
     ReportSpans,
+    attributed_at,
     case_update,
     contributions,
     counter_writes,
@@ -141,7 +142,7 @@ class Reporting:
             return "duplicate"  # published twice, or replayed: counted once
         contrib = contributions(event, case)
         kind = payload_name(event)
-        at = event.occurred_at.ToDatetime(tzinfo=UTC)
+        at = attributed_at(event)  # the timeline and the clocks, as the figures
         upd = case_update(event, _handling_due(event, case, district))
         if kind in ("accepted", "backflow_reopened"):
             upd.update(accepted_at=at, extension_days=0)
@@ -405,7 +406,7 @@ def _period(period: str) -> str:
 def _handling_due(event: ev.CaseEvent, case: dict[str, Any], district: District) -> datetime | None:
     """When handling falls due (Art. 34), for the on-time figure of replies."""
     k = event.WhichOneof("payload")
-    at = event.occurred_at.ToDatetime(tzinfo=UTC)
+    at = attributed_at(event)
     if k in ("accepted", "backflow_reopened"):
         start, extra = at, 0
     elif k == "handling_extended" and case.get("accepted_at") is not None:
