@@ -17,7 +17,7 @@ install_python() {
     done
   fi
   [[ -n "$py" ]] || die "Python >= 3.11 is required"
-  need_apt fonts-noto-cjk # Chinese glyphs for the report charts (reporting/render.py)
+  need_apt fonts-noto-cjk # Chinese glyphs for the report charts (reporting/report/charts.py)
   if [[ ! -x "$XINFANG_VENV/bin/python" ]]; then
     log "creating virtualenv $XINFANG_VENV ($("$py" --version))"
     "$py" -m venv "$XINFANG_VENV" 2>/dev/null || { need_apt python3-venv; "$py" -m venv "$XINFANG_VENV"; }

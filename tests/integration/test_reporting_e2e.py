@@ -304,3 +304,43 @@ async def test_suggestions_made_and_adopted_are_counted_once(
         rpb.RenderReportRequest(district_id=did, period=str(YEAR), format="markdown")
     )
     assert "信访工作建议3件" in md.content.decode() and "采纳2件" in md.content.decode()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_the_running_year_report_reconciles_with_the_read_models(
+    dataset: dict[str, Any], reporting_channel: grpc.aio.Channel, lang: str
+) -> None:
+    """The report of the year so far says so, and each total it states is
+    the sum of the parts it lists and the read models' figure."""
+    did = dataset["district_id"]
+    stub = rgrpc.ReportingServiceStub(reporting_channel)
+
+    # the scanner may add breaches between reading the figures and the
+    # report: read both until they agree on them
+    async def both() -> tuple[rpb.PeriodReport, str]:
+        rep = await period_report(reporting_channel, did, str(YEAR))
+        md = await stub.RenderReport(
+            rpb.RenderReportRequest(district_id=did, period=str(YEAR), format="markdown", lang=lang)
+        )
+        return rep, md.content.decode()
+
+    def agree(x: tuple[rpb.PeriodReport, str]) -> bool:
+        rep, md = x
+        orders = rep.current.supervision_orders
+        return (f"督办通知{orders}份" if lang == "zh" else f"and {orders} supervision") in md
+
+    rep, md = await eventually(both, agree, wait_s=60)
+    cur = rep.current
+    assert rep.through == NOW.date().isoformat()
+    assert sum(cur.by_decision.values()) == cur.routed
+    assert cur.replied_on_time + cur.replied_late == cur.replied
+    assert sum(cur.breaches_by_clock.values()) == cur.breaches
+    if lang == "zh":
+        assert f"（截至{NOW.month}月{NOW.day}日）" in md
+        assert f"共作出处理决定{cur.routed}件" in md
+        assert f"共办结信访事项{cur.replied}件，其中按期办结{cur.replied_on_time}件" in md
+        if cur.breaches:
+            assert f"各类法定期限超期共{cur.breaches}次" in md
+    else:
+        assert "year to date" in md
+        assert f"Decisions were made on {cur.routed} registered petitions" in md

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from docx import Document
 
-from xinfang.reporting import render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
-from xinfang.reporting.render import TEXT, render_docx, render_json, render_markdown
+from xinfang.reporting.report import TEXT, charts, render_docx, render_json, render_markdown
 
 SECTIONS_ZH = ("一、来信来访基本情况", "二、开展的主要工作", "三、存在的主要问题", "四、下一步工作")
 NAMES = {
@@ -55,6 +54,7 @@ def _period(period: str, received: int, **over: Any) -> PeriodFigures:
         "replied": 1000,
         "resolved": 900,
         "replied_on_time": 950,
+        "replied_late": 50,
         "rated": 800,
         "satisfied": 600,
         "basically_satisfied": 120,
@@ -72,7 +72,9 @@ def _period(period: str, received: int, **over: Any) -> PeriodFigures:
         "higher_level_resolved": 51,
         "warnings": 66,
         "breaches": 9,
-        "supervision_orders": 37,
+        "breaches_by_clock": {"handling": 4, "register_and_route": 5},
+        "supervision_orders": 9,
+        "orders_by_clock": {"handling": 4, "register_and_route": 5},
         "backlog_start": 150,
         "backlog_end": 120,
     }
@@ -89,7 +91,9 @@ def figures() -> ReportFigures:
         period="2026",
         current=_period("2026", 1234),
         previous=_period("2025", 1197, group=50, escalated=20),
-        last_year=_period("2025", 1300, group=50, escalated=30, replied_on_time=900),
+        last_year=_period(
+            "2025", 1300, group=50, escalated=30, replied_on_time=900, replied_late=100
+        ),
         monthly=monthly,
         names=NAMES,
         rankings={
@@ -140,7 +144,7 @@ def test_markdown_carries_figures_and_comparisons(figures: ReportFigures) -> Non
     mom = (1234 - 1197) / 1197 * 100  # +3.09 -> 上升3.1%
     assert f"下降{abs(yoy):.1f}%" == "下降5.1%"
     assert f"上升{mom:.1f}%" == "上升3.1%"
-    assert "共受理群众来信来访1234件、涉及2468人次，同比下降5.1%，环比上升3.1%" in md
+    assert "共登记群众来信来访1234件、涉及2468人次，同比下降5.1%，环比上升3.1%" in md
     assert "# 示范区2026年信访工作开展情况报告" in md
     for heading in SECTIONS_ZH:
         assert f"## {heading}" in md
@@ -234,7 +238,7 @@ def test_zero_counts_do_not_divide_by_zero() -> None:
     )
     md = render_markdown(f)
     assert "# 示范区2026年7月信访工作开展情况报告" in md
-    assert "共受理群众来信来访0件、涉及0人次，同比持平，环比持平" in md
+    assert "共登记群众来信来访0件、涉及0人次，同比持平，环比持平" in md
     assert "本期暂无办结的信访事项" in md
     doc, _ = _doc_text(render_docx(f))
     assert doc.paragraphs[0].text == "示范区2026年7月信访工作开展情况报告"
@@ -255,6 +259,40 @@ def test_charts_without_a_cjk_font_do_not_warn(
     figures: ReportFigures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pytest turns warnings into errors here, so a missing-glyph warning would fail
-    monkeypatch.setattr(render, "_cjk_family", lambda: None)
+    monkeypatch.setattr(charts, "_cjk_family", lambda: None)
     doc, _ = _doc_text(render_docx(figures))
     assert len(doc.inline_shapes) >= 3
+
+
+def test_the_demo_figures_of_issue_10_read_consistently(figures: ReportFigures) -> None:
+    """1,000 cases: 955 accepted and 45 forwarded by the office, 908 taken
+    on by their units so far; 1,793 clocks ran out (most of them the
+    register-and-route clock of back-dated petitions), one order each;
+    every reply on time."""
+    cur = replace(
+        figures.current,
+        received=1000,
+        routed=1000,
+        by_decision={"accept": 955, "forward": 45},
+        accepted=908,
+        replied=500,
+        replied_on_time=500,
+        replied_late=0,
+        breaches=1793,
+        breaches_by_clock={"register_and_route": 1000, "written_notice": 790, "handling": 3},
+        supervision_orders=1793,
+        orders_by_clock={"register_and_route": 1000, "written_notice": 790, "handling": 3},
+    )
+    md = render_markdown(replace(figures, current=cur))
+    assert "共作出处理决定1000件，其中依法受理955件、转送有权处理机关45件、不予受理0件" in md
+    assert "本期各承办单位确认受理信访事项908件" in md
+    assert "其中按期办结500件、超期办结0件，按期办结率100.0%" in md
+    assert "督办通知1793份（每超期一次发出一份）" in md
+    assert (
+        "各类法定期限超期共1793次，其中办理期限超期3次、登记转送期限超期1000次、"
+        "书面告知期限超期790次。"
+    ) in md
+    assert "超期办理" not in md  # the old label, which read as cases
+    en = render_markdown(replace(figures, current=cur), lang="en")
+    assert "Decisions were made on 1,000 registered petitions: 955 accepted, 45 forwarded" in en
+    assert "statutory time limits of all kinds ran out 1,793 times" in en

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -10,10 +10,16 @@ import pytest
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import new_event
 from xinfang.reporting.projections import (
+    Contribution,
+    Span,
+    attributed_at,
     contributions,
+    counter_writes,
     parse_period,
     period_keys,
     period_section,
+    running_span,
+    span_figures,
     year_doc_fields,
 )
 
@@ -198,3 +204,57 @@ def test_period_section_of_a_quiet_period_is_empty() -> None:
     assert period_section(doc, "2026-Q3") is None
     assert period_section(doc, "2026-07") is None
     assert period_section({}, "2026") is None
+
+
+# --- spans: a period that has not ended ----------------------------------------
+
+
+def test_a_running_period_is_counted_up_to_today_and_an_ended_one_whole() -> None:
+    assert running_span("2026", date(2026, 12, 2)) == Span("2026", date(2026, 12, 2))
+    assert running_span("2026", date(2026, 12, 31)).through == date(2026, 12, 31)
+    assert running_span("2026", date(2027, 1, 1)) == Span("2026")
+    assert running_span("2026-Q3", date(2026, 12, 2)) == Span("2026-Q3")
+    assert running_span("2027", date(2026, 12, 2)) == Span("2027")  # not begun: nothing yet
+
+
+def test_the_same_span_of_another_period() -> None:
+    s = Span("2026-Q4", date(2026, 12, 2))
+    assert (s.full_months, s.partial) == (["2026-10", "2026-11"], ("2026-12", 2))
+    assert s.shifted("2026-Q3") == Span("2026-Q3", date(2026, 9, 2))
+    assert s.shifted("2025-Q4") == Span("2025-Q4", date(2025, 12, 2))
+    assert Span("2026-03", date(2026, 3, 31)).shifted("2026-02").through == date(2026, 2, 28)
+    assert Span("2028", date(2028, 2, 29)).shifted("2027").through == date(2027, 2, 28)
+    assert Span("2026").shifted("2025") == Span("2025")
+
+
+def test_span_figures_sum_whole_months_and_the_days_of_the_last() -> None:
+    docs: dict[str, dict[str, Any]] = {}
+    days = [datetime(2025, 11, 20, 4, tzinfo=UTC), datetime(2025, 12, 1, 4, tzinfo=UTC)]
+    days += [datetime(2025, 12, 2, 16, 30, tzinfo=UTC)]  # 3 December, 00:30 Shanghai
+    for at in days:
+        for doc_id, inc, _ in counter_writes("d1", Contribution(at, {"received": 1}, backlog=1)):
+            _apply(docs.setdefault(doc_id, {}), inc)
+    f = span_figures("d1", Span("2025", date(2025, 12, 2)), docs)
+    assert f is not None and f.received == 2 and (f.backlog_start, f.backlog_end) == (0, 2)
+    f = span_figures("d1", "2025", docs)
+    assert f is not None and f.received == 3 and f.backlog_end == 3
+    assert span_figures("d1", Span("2025", date(2025, 11, 19)), docs) is None
+
+
+def test_a_contribution_and_its_cohort_in_one_document_are_one_write() -> None:
+    # a petition received in March and routed in March: the same year and month
+    # documents take both increments at once (a counter takes an event once)
+    at = datetime(2026, 3, 20, 4, tzinfo=UTC)
+    c = Contribution(at, {"routed": 1}, cohort=(datetime(2026, 3, 2, 4, tzinfo=UTC), {"x": 1}))
+    writes = counter_writes("d1", c)
+    ids = [w[0] for w in writes]
+    assert sorted(ids) == ["d1:2026", "d1:2026-03"] and len(set(ids)) == len(ids)
+    year = next(w[1] for w in writes if w[0] == "d1:2026")
+    assert year["y.routed"] == 1 and year["y.x"] == 1 and year["m.03.x"] == 1
+    month = next(w[1] for w in writes if w[0] == "d1:2026-03")
+    assert month == {"d.20.routed": 1, "d.02.x": 1}
+
+
+def test_a_registration_counts_when_received_everything_else_when_it_happened() -> None:
+    assert attributed_at(_registered()) == RECEIVED
+    assert attributed_at(_routed()) == OCCURRED

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
@@ -36,19 +36,16 @@ from xinfang.core.grpc_server import rpc
 from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position
 from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
 from xinfang.core.store import Store
-from xinfang.reporting import render
+from xinfang.reporting import report as render
 from xinfang.reporting.figures import PeriodFigures, ReportFigures
 from xinfang.reporting.projections import (
-    backlog_between,
+    ReportSpans,
+    attributed_at,
     case_update,
     contributions,
-    figures_from,
-    months_of,
+    counter_writes,
     parse_period,
-    period_section,
-    previous_period,
-    same_period_last_year,
-    year_doc_fields,
+    span_figures,
 )
 from xinfang.reporting.v1 import reporting_pb2 as pb
 from xinfang.reporting.v1 import reporting_pb2_grpc as pb_grpc
@@ -145,7 +142,7 @@ class Reporting:
             return "duplicate"  # published twice, or replayed: counted once
         contrib = contributions(event, case)
         kind = payload_name(event)
-        at = event.occurred_at.ToDatetime(tzinfo=UTC)
+        at = attributed_at(event)  # the timeline and the clocks, as the figures
         upd = case_update(event, _handling_due(event, case, district))
         if kind in ("accepted", "backflow_reopened"):
             upd.update(accepted_at=at, extension_days=0)
@@ -166,24 +163,8 @@ class Reporting:
             },
         )
         if contrib is not None:
-            year, fields = year_doc_fields(contrib.at, contrib.inc)
-            if fields:
-                await b.count(
-                    COUNTERS,
-                    f"{event.district_id}:{year}",
-                    pos,
-                    fields,
-                    {"district_id": event.district_id, "year": int(year)},
-                )
-            if contrib.backlog:
-                month = contrib.at.astimezone(SHANGHAI).strftime("%Y-%m")
-                await b.count(
-                    COUNTERS,
-                    f"{event.district_id}:backlog",
-                    pos,
-                    {f"m.{month}": contrib.backlog},
-                    {"district_id": event.district_id},
-                )
+            for doc_id, fields, on_insert in counter_writes(event.district_id, contrib):
+                await b.count(COUNTERS, doc_id, pos, fields, on_insert)
         return "applied" if contrib is not None or kind != "unknown" else "ignored"
 
     # ---- queries ------------------------------------------------------------------------
@@ -193,35 +174,29 @@ class Reporting:
             raise InvalidArgument("district_id", "is required")
         return await self.directory.get(district_id)
 
-    async def figures(self, district_id: str, period: str) -> PeriodFigures | None:
-        """A period's figures, or None when nothing was counted in it."""
-        doc = await self.counters.find_one({"_id": f"{district_id}:{period[:4]}"}) or {}
-        section = period_section(doc, period)
-        backlog_doc = await self.counters.find_one({"_id": f"{district_id}:backlog"}) or {}
-        backlog = backlog_between(backlog_doc.get("m", {}), period)
-        if section is None and backlog == (0, 0):
-            return None
-        return figures_from(period, section or {}, backlog)
+    async def _counter_docs(self, ids: Sequence[str]) -> dict[str, Doc]:
+        docs = await self.counters.find({"_id": {"$in": list(ids)}}).to_list(None)
+        return {d["_id"]: d for d in docs}
 
-    async def report_figures(self, district_id: str, period: str) -> ReportFigures:
+    async def figures(self, district_id: str, period: str) -> PeriodFigures | None:
+        """A whole period's figures, or None when nothing was counted in it."""
+        ids = [f"{district_id}:{period[:4]}", f"{district_id}:backlog"]
+        return span_figures(district_id, period, await self._counter_docs(ids))
+
+    async def report_figures(
+        self, district_id: str, period: str, today: date | None = None
+    ) -> ReportFigures:
+        """The report's figures. A period that has not ended is reported up
+        to today, and compared with the same span of the previous period and
+        of last year, so that both sides count the same days."""
         district = await self._district(district_id)
         period = _period(period)
-        current = await self.figures(district_id, period) or PeriodFigures(period=period)
-        monthly = []
-        for m in months_of(period):
-            monthly.append(await self.figures(district_id, m) or PeriodFigures(period=m))
-        names = {**district.townships, **district.categories}
-        names |= {u.unit_id: u.name for u in district.units.values()}
-        names |= {lead.leader_id: lead.name for lead in district.leaders.values()}
-        return ReportFigures(
-            district_id=district_id,
-            district_name=district.name,
-            period=period,
-            current=current,
-            previous=await self.figures(district_id, previous_period(period)),
-            last_year=await self.figures(district_id, same_period_last_year(period)),
-            monthly=monthly,
-            names=names,
+        spans = ReportSpans.of(period, today or datetime.now(SHANGHAI).date())
+        docs = await self._counter_docs(spans.doc_ids(district_id))
+        return report_figures_from(
+            district,
+            spans,
+            docs,
             rankings=await self.rankings(district_id, period),
             generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -391,6 +366,36 @@ class Reporting:
         return pb.RenderedReport(content=content, content_type=ctype, filename=f"{name}.{ext}")
 
 
+def report_figures_from(
+    district: District,
+    spans: ReportSpans,
+    docs: Mapping[str, Mapping[str, Any]],
+    rankings: dict[str, list[dict[str, Any]]] | None = None,
+    generated_at: str = "",
+) -> ReportFigures:
+    """A report's figures from the counter documents it reads: pure, so a
+    test can build the report of a projection fed in memory."""
+    did = district.district_id
+    period = spans.current.period
+    names = {**district.townships, **district.categories}
+    names |= {u.unit_id: u.name for u in district.units.values()}
+    names |= {lead.leader_id: lead.name for lead in district.leaders.values()}
+    through = spans.current.through
+    return ReportFigures(
+        district_id=did,
+        district_name=district.name,
+        period=period,
+        current=span_figures(did, spans.current, docs) or PeriodFigures(period=period),
+        previous=span_figures(did, spans.previous, docs),
+        last_year=span_figures(did, spans.last_year, docs),
+        monthly=[span_figures(did, m, docs) or PeriodFigures(period=m) for m in spans.months],
+        names=names,
+        rankings=rankings or {},
+        generated_at=generated_at,
+        through=through.isoformat() if through else "",
+    )
+
+
 def _period(period: str) -> str:
     try:
         return parse_period(period)
@@ -401,7 +406,7 @@ def _period(period: str) -> str:
 def _handling_due(event: ev.CaseEvent, case: dict[str, Any], district: District) -> datetime | None:
     """When handling falls due (Art. 34), for the on-time figure of replies."""
     k = event.WhichOneof("payload")
-    at = event.occurred_at.ToDatetime(tzinfo=UTC)
+    at = attributed_at(event)
     if k in ("accepted", "backflow_reopened"):
         start, extra = at, 0
     elif k == "handling_extended" and case.get("accepted_at") is not None:
@@ -441,6 +446,7 @@ class ReportingServicer(pb_grpc.ReportingServiceServicer):
             current=to_pb_figures(f.current),
             monthly=[to_pb_figures(m) for m in f.monthly],
             indicators=pb.Indicators(**{k: v for k, v in asdict(ind).items() if v is not None}),
+            through=f.through,
         )
         if f.previous is not None:
             out.previous.CopyFrom(to_pb_figures(f.previous))

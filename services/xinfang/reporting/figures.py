@@ -38,6 +38,7 @@ class PeriodFigures:
     replied: int = 0  # 办结 (written reply)
     resolved: int = 0  # 化解 (reported settled)
     replied_on_time: int = 0  # within 60 (+30) days
+    replied_late: int = 0  # after the due date (or with none known): on time + late = replied
     rated: int = 0
     satisfied: int = 0  # 满意
     basically_satisfied: int = 0  # 基本满意
@@ -56,12 +57,18 @@ class PeriodFigures:
     leader_resolved: int = 0  # packaged cases resolved
     higher_level_resolved: int = 0  # assigned-from-above cases resolved
     # supervision
-    warnings: int = 0
-    breaches: int = 0
-    supervision_orders: int = 0  # 督办
+    warnings: int = 0  # warnings before a clock runs out, of every kind
+    breaches: int = 0  # statutory clocks that ran out, of every kind: not cases
+    breaches_by_clock: dict[str, int] = field(default_factory=dict)  # clock kind -> breaches
+    supervision_orders: int = 0  # 督办通知 issued, one per breach: orders, not cases
+    orders_by_clock: dict[str, int] = field(default_factory=dict)  # clock kind -> orders
     # the office's suggestions drawn from petitions (Art. 41)
     suggestions_made: int = 0
     suggestions_adopted: int = 0
+    # the cohort: of the petitions received in the period, how many have
+    # been decided (routed) and answered since, whenever that was
+    cohort_routed: int = 0
+    cohort_replied: int = 0
     # backlog (存量): open at the start and end of the period; new (增量) = received
     backlog_start: int = 0
     backlog_end: int = 0
@@ -125,6 +132,9 @@ class ReportFigures:
     names: dict[str, str]  # ids and codes -> display names (townships, units, categories, leaders)
     rankings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # kind -> rows
     generated_at: str = ""
+    # the period has not ended: the last day counted (YYYY-MM-DD), and
+    # previous / last_year cover the same span of their periods
+    through: str = ""
 
     @property
     def indicators(self) -> ThreeDeclines:

@@ -381,6 +381,46 @@ class Figures(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class BreachesByClockEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class OrdersByClockEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     PERIOD_FIELD_NUMBER: _builtins.int
     RECEIVED_FIELD_NUMBER: _builtins.int
     PEOPLE_FIELD_NUMBER: _builtins.int
@@ -423,6 +463,11 @@ class Figures(_message.Message):
     SUGGESTIONS_MADE_FIELD_NUMBER: _builtins.int
     SUGGESTIONS_ADOPTED_FIELD_NUMBER: _builtins.int
     UNIT_DISPUTES_FIELD_NUMBER: _builtins.int
+    REPLIED_LATE_FIELD_NUMBER: _builtins.int
+    BREACHES_BY_CLOCK_FIELD_NUMBER: _builtins.int
+    ORDERS_BY_CLOCK_FIELD_NUMBER: _builtins.int
+    COHORT_ROUTED_FIELD_NUMBER: _builtins.int
+    COHORT_REPLIED_FIELD_NUMBER: _builtins.int
     period: _builtins.str
     received: _builtins.int
     people: _builtins.int
@@ -461,6 +506,12 @@ class Figures(_message.Message):
     suggestions_adopted: _builtins.int
     unit_disputes: _builtins.int
     """units disputing a case, referred to their common superior (Art. 24)"""
+    replied_late: _builtins.int
+    """replies after the handling due date: on time + late = replied"""
+    cohort_routed: _builtins.int
+    """of the petitions received in the period: decided since"""
+    cohort_replied: _builtins.int
+    """of the petitions received in the period: answered since"""
     @_builtins.property
     def by_channel(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
@@ -471,6 +522,14 @@ class Figures(_message.Message):
     def by_decision(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
     def by_unit(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def breaches_by_clock(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """clock kind -> breaches: they sum to breaches"""
+
+    @_builtins.property
+    def orders_by_clock(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """clock kind -> supervision orders"""
+
     def __init__(
         self,
         *,
@@ -516,10 +575,15 @@ class Figures(_message.Message):
         suggestions_made: _builtins.int = ...,
         suggestions_adopted: _builtins.int = ...,
         unit_disputes: _builtins.int = ...,
+        replied_late: _builtins.int = ...,
+        breaches_by_clock: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        orders_by_clock: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        cohort_routed: _builtins.int = ...,
+        cohort_replied: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "backflow", b"backflow", "backlog_end", b"backlog_end", "backlog_start", b"backlog_start", "basically_satisfied", b"basically_satisfied", "breaches", b"breaches", "by_category", b"by_category", "by_channel", b"by_channel", "by_decision", b"by_decision", "by_township", b"by_township", "by_unit", b"by_unit", "dissatisfied", b"dissatisfied", "escalated", b"escalated", "first", b"first", "group_people", b"group_people", "group_petitions", b"group_petitions", "higher_level", b"higher_level", "higher_level_resolved", b"higher_level_resolved", "leader_packages", b"leader_packages", "leader_reception_people", b"leader_reception_people", "leader_receptions", b"leader_receptions", "leader_resolved", b"leader_resolved", "leader_visits_out", b"leader_visits_out", "mediation_entered", b"mediation_entered", "mediation_resolved", b"mediation_resolved", "people", b"people", "period", b"period", "rated", b"rated", "received", b"received", "repeat", b"repeat", "replied", b"replied", "replied_on_time", b"replied_on_time", "rereviews", b"rereviews", "resolved", b"resolved", "reviews", b"reviews", "routed", b"routed", "satisfied", b"satisfied", "suggestions_adopted", b"suggestions_adopted", "suggestions_made", b"suggestions_made", "supervision_orders", b"supervision_orders", "unit_disputes", b"unit_disputes", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "backflow", b"backflow", "backlog_end", b"backlog_end", "backlog_start", b"backlog_start", "basically_satisfied", b"basically_satisfied", "breaches", b"breaches", "breaches_by_clock", b"breaches_by_clock", "by_category", b"by_category", "by_channel", b"by_channel", "by_decision", b"by_decision", "by_township", b"by_township", "by_unit", b"by_unit", "cohort_replied", b"cohort_replied", "cohort_routed", b"cohort_routed", "dissatisfied", b"dissatisfied", "escalated", b"escalated", "first", b"first", "group_people", b"group_people", "group_petitions", b"group_petitions", "higher_level", b"higher_level", "higher_level_resolved", b"higher_level_resolved", "leader_packages", b"leader_packages", "leader_reception_people", b"leader_reception_people", "leader_receptions", b"leader_receptions", "leader_resolved", b"leader_resolved", "leader_visits_out", b"leader_visits_out", "mediation_entered", b"mediation_entered", "mediation_resolved", b"mediation_resolved", "orders_by_clock", b"orders_by_clock", "people", b"people", "period", b"period", "rated", b"rated", "received", b"received", "repeat", b"repeat", "replied", b"replied", "replied_late", b"replied_late", "replied_on_time", b"replied_on_time", "rereviews", b"rereviews", "resolved", b"resolved", "reviews", b"reviews", "routed", b"routed", "satisfied", b"satisfied", "suggestions_adopted", b"suggestions_adopted", "suggestions_made", b"suggestions_made", "supervision_orders", b"supervision_orders", "unit_disputes", b"unit_disputes", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -602,8 +666,13 @@ class PeriodReport(_message.Message):
     LAST_YEAR_FIELD_NUMBER: _builtins.int
     MONTHLY_FIELD_NUMBER: _builtins.int
     INDICATORS_FIELD_NUMBER: _builtins.int
+    THROUGH_FIELD_NUMBER: _builtins.int
     district_id: _builtins.str
     period: _builtins.str
+    through: _builtins.str
+    """set when the period has not ended: the last day counted (YYYY-MM-DD);
+    previous and last_year then cover the same span of their periods
+    """
     @_builtins.property
     def current(self) -> Global___Figures: ...
     @_builtins.property
@@ -628,10 +697,11 @@ class PeriodReport(_message.Message):
         last_year: Global___Figures | None = ...,
         monthly: _abc.Iterable[Global___Figures] | None = ...,
         indicators: Global___Indicators | None = ...,
+        through: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "indicators", b"indicators", "last_year", b"last_year", "previous", b"previous"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "district_id", b"district_id", "indicators", b"indicators", "last_year", b"last_year", "monthly", b"monthly", "period", b"period", "previous", b"previous"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "district_id", b"district_id", "indicators", b"indicators", "last_year", b"last_year", "monthly", b"monthly", "period", b"period", "previous", b"previous", "through", b"through"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
