@@ -38,6 +38,7 @@ __all__ = [
 ID_NUMBER = re.compile(
     r"(?<![0-9])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9])"
 )
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 PHONE = re.compile(r"(?<![0-9])1[3-9]\d{9}(?![0-9])")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -118,26 +119,40 @@ class Probe:
         self.max_findings = max_findings
         self.findings: list[Finding] = []
         self.searched: dict[str, int] = {}  # kind of haystack -> how many
-        # names are searched as one alternation; longest first, so a
-        # three-character name is not reported as the two-character one
-        names = sorted(known.names, key=len, reverse=True)
-        self._names = re.compile("|".join(map(re.escape, names))) if names else None
+        # names are Chinese: each run of Han characters of a text is cut
+        # into every substring of a name's length and looked up (a regular
+        # expression of thousands of alternatives is far slower); a name
+        # with anything else in it is searched for as it is
+        self._han = {n for n in known.names if _HAN_RUN.fullmatch(n)}
+        self._other = sorted(known.names - self._han)
+        self._lengths = sorted({len(n) for n in self._han}, reverse=True)
 
     @property
     def count(self) -> int:
         return len(self.findings)
 
     def _found(self, where: str, what: str, text: str, m: re.Match[str]) -> None:
+        self._found_at(where, what, text, m.start(), m.end())
+
+    def _found_at(self, where: str, what: str, text: str, start: int, end: int) -> None:
         if len(self.findings) < self.max_findings:
-            self.findings.append(Finding(where, what, _mask(text, m.start(), m.end())))
+            self.findings.append(Finding(where, what, _mask(text, start, end)))
         else:  # counted, not kept
             self.findings.append(Finding(where, what, ""))
 
     def search(self, kind: str, where: str, text: str) -> None:
         self.searched[kind] = self.searched.get(kind, 0) + 1
-        if self._names is not None:
-            for m in self._names.finditer(text):
-                self._found(where, "name (known)", text, m)
+        for m in _HAN_RUN.finditer(text):
+            run, at = m.group(0), m.start()
+            for n in self._lengths:
+                for i in range(len(run) - n + 1):
+                    if run[i : i + n] in self._han:
+                        self._found_at(where, "name (known)", text, at + i, at + i + n)
+        for name in self._other:
+            start = text.find(name)
+            while start >= 0:
+                self._found_at(where, "name (known)", text, start, start + len(name))
+                start = text.find(name, start + 1)
         for m in ID_NUMBER.finditer(text):
             known = m.group(0).upper() in self.known.id_numbers
             if known or id_number_ok(m.group(0)):
