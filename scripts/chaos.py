@@ -299,20 +299,35 @@ def _pid(data: Path, name: str) -> int:
 
 
 def _gone(pid: int) -> bool:
+    """Dead: no /proc entry, or a zombie none of whose threads still run. A
+    killed JVM's main thread shows as a zombie while its other threads are
+    still being torn down, its listening socket open; a script that looked
+    then found Kafka "already up" and did not start it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" and len(threads) <= 1
 
 
-async def sigkill(pid: int) -> None:
+async def sigkill(pid: int, port: int | None = None) -> None:
+    """SIGKILL, then wait until it is gone and (``port``) nothing listens there."""
     os.kill(pid, signal.SIGKILL)
-    for _ in range(200):
-        if _gone(pid):
+    for _ in range(600):
+        if _gone(pid) and (port is None or not await _listening(port)):
             return
         await asyncio.sleep(0.05)
     raise RuntimeError(f"pid {pid} survived SIGKILL")
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+    except (OSError, TimeoutError):
+        return False
+    w.close()
+    return True
 
 
 async def script(*args: str, bound_s: float = 300) -> None:
@@ -420,7 +435,7 @@ class Chaos:
             s.back_s = 0.0
         elif victim in SERVICES:
             pid = _pid(self.data, f"svc-{victim}")
-            await sigkill(pid)
+            await sigkill(pid, self.settings.ports(victim)[0])
             s.killed = now()
             up = asyncio.create_task(script("services.sh", "up"))
             port = self.settings.ports(victim)[0]
@@ -429,7 +444,11 @@ class Chaos:
             await up
         else:
             name = "ferretdb" if victim.startswith("ferretdb") else "kafka"
-            await sigkill(_pid(self.data, name))
+            host_port = (
+                self.settings.mongo_uri if name == "ferretdb" else self.settings.kafka_bootstrap
+            )
+            port = int(host_port.rstrip("/").rsplit(":", 1)[1].split(",")[0])
+            await sigkill(_pid(self.data, name), port)
             s.killed = now()
             if victim == "ferretdb-down":
                 before = Counter(load.codes)
@@ -438,7 +457,16 @@ class Chaos:
                 s.note = "intake answered " + ", ".join(
                     f"{k} {v}" for k, v in sorted(self.intake_codes_while_store_down.items())
                 )
-            await script("stack.sh", "up")
+            # the project's script, tried again should the broker still be
+            # starting when it creates the topics
+            for attempt in range(3):
+                try:
+                    await script("stack.sh", "up")
+                    break
+                except RuntimeError:
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(2)
             probe: Callable[[], Awaitable[bool]] = (
                 (lambda: store_answers(self.settings))
                 if name == "ferretdb"
@@ -846,7 +874,7 @@ async def run(a: argparse.Namespace) -> int:
             treqs_acked = [treqs[i] for i in acked_index]
             print(f"reference: the {len(treqs_acked):,} acknowledged petitions again, in a twin "
                   f"district, without faults", flush=True)  # fmt: skip
-            ref = Load(settings, treqs_acked, ports[:1], max(a.rate, 50.0), a.retry_s)
+            ref = Load(settings, treqs_acked, ports[:1], max(a.rate, 100.0), a.retry_s)
             await ref.run()
             await wait_quiet(settings, a.quiet_s)
             tdid = twin["district_id"]
