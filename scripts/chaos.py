@@ -162,7 +162,9 @@ class Load:
                 stub = stubs[(i + reg.attempts) % len(stubs)]
                 reg.attempts += 1
                 try:
-                    await stub.RegisterPetition(self.requests[i], timeout=10)
+                    # longer than the store's server selection (10 s), so an outage
+                    # is answered UNAVAILABLE by intake rather than timed out here
+                    await stub.RegisterPetition(self.requests[i], timeout=30)
                 except grpc.aio.AioRpcError as e:
                     code = e.code().name
                     self.codes[code] += 1
