@@ -35,11 +35,14 @@ __all__ = [
 ]
 
 # a resident ID number: area, birth date (19xx/20xx), sequence, check digit
+# bounded by anything but a letter or digit: the digits inside a hex id (a
+# pseudonym's HMAC, a UUID) are not a number of their own
 ID_NUMBER = re.compile(
-    r"(?<![0-9])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9])"
+    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
+    r"(?![0-9A-Za-z])"
 )
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
-PHONE = re.compile(r"(?<![0-9])1[3-9]\d{9}(?![0-9])")
+PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 
