@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Starts and stops the four services as local processes on loopback.
 #   scripts/services.sh up|down|status
+#   scripts/services.sh replica SERVICE [N]
+# `replica` starts replica N (2 by default) of one service beside the first,
+# if it is not running: the same consumer group and store, its own gRPC and
+# metrics ports (the first replica's plus (N-1) * XINFANG_REPLICA_PORT_STEP,
+# 100 by default), pid file, log (SERVICE-rN.log) and faust state folder.
+# `down` stops every replica, `status` lists them.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 SERVICES=(intake assignment supervision reporting)
 
 port_of() { local v="XINFANG_${1^^}_GRPC"; echo "${!v}"; }
+metrics_of() { local v="XINFANG_${1^^}_METRICS"; echo "${!v}"; }
+STEP=${XINFANG_REPLICA_PORT_STEP:-100}
 
 # the pid listening on a local port, if any
 listener() { { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; } || true; }
@@ -42,7 +50,31 @@ case "${1:-}" in
     done
     log "services are up (logs: $XINFANG_LOGS)"
     ;;
+  replica)
+    s=${2:-}; n=${3:-2}
+    [[ " ${SERVICES[*]} " == *" $s "* ]] || die "usage: $0 replica intake|assignment|supervision|reporting [N]"
+    [[ "$n" =~ ^[2-9]$ ]] || die "replica: N is 2..9 (1 is the one 'up' starts)"
+    dev_keys
+    mkdir -p "$XINFANG_DATA" "$XINFANG_LOGS"
+    pf="$XINFANG_DATA/svc-$s-r$n.pid"
+    if [[ -f "$pf" ]] && alive "$(cat "$pf")"; then log "$s replica $n already running"; exit 0; fi
+    grpc=$(($(port_of "$s") + (n - 1) * STEP)); metrics=$(($(metrics_of "$s") + (n - 1) * STEP))
+    pid=$(listener "$grpc")
+    [[ -z "$pid" ]] || die "port $grpc for $s replica $n is taken by pid $pid"
+    log "starting $s replica $n (gRPC :$grpc, metrics :$metrics)"
+    env "XINFANG_${s^^}_GRPC=$grpc" "XINFANG_${s^^}_METRICS=$metrics" \
+      "XINFANG_STATE_DIR=$XINFANG_STATE_DIR/r$n" \
+      nohup "$XINFANG_VENV/bin/python" -m "xinfang.$s" >>"$XINFANG_LOGS/$s-r$n.log" 2>&1 &
+    echo $! > "$pf"
+    wait_port 127.0.0.1 "$grpc" 60 "$s replica $n" "$XINFANG_LOGS/$s-r$n.log"
+    ;;
   down)
+    for pf in "$XINFANG_DATA"/svc-*-r[0-9].pid; do
+      [[ -f "$pf" ]] || continue
+      pid=$(cat "$pf"); name=$(basename "$pf" .pid)
+      if alive "$pid"; then log "stopping ${name#svc-} ($pid)"; stop_pid "$pid"; fi
+      rm -f "$pf"
+    done
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
       if [[ -f "$pf" ]]; then
@@ -62,6 +94,11 @@ case "${1:-}" in
     for s in "${SERVICES[@]}"; do
       pf="$XINFANG_DATA/svc-$s.pid"
       if [[ -f "$pf" ]] && alive "$(cat "$pf")"; then echo "$s up ($(cat "$pf"))"; else echo "$s down"; fi
+      for pf in "$XINFANG_DATA/svc-$s"-r[0-9].pid; do
+        [[ -f "$pf" ]] || continue
+        r=$(basename "$pf" .pid); r=${r##*-}
+        if alive "$(cat "$pf")"; then echo "$s-$r up ($(cat "$pf"))"; else echo "$s-$r down"; fi
+      done
     done ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|replica SERVICE [N]" >&2; exit 2 ;;
 esac

@@ -269,11 +269,13 @@ def plan_replay(letters: Sequence[DeadLetter]) -> tuple[list[Replayed], list[Dea
     """Group the chosen dead letters by event: an event dead-lettered by three
     consumers is published once (every consumer reads it), and all three are
     marked. Letters whose bytes never decoded carry no event and are returned
-    apart: publishing them again could only dead-letter them again."""
+    apart: publishing them again could only dead-letter them again; so are
+    letters sent without their value (too large), which have nothing to put
+    back."""
     groups: dict[str, list[str]] = {}
     undecodable = []
     for dl in letters:
-        if not dl.event_id:
+        if not dl.event_id or dl.value is None:
             undecodable.append(dl)
             continue
         groups.setdefault(dl.event_id, []).append(dl.id)

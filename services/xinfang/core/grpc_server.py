@@ -2,7 +2,10 @@
 
 Handlers raise ``core.errors`` exceptions; ``rpc`` turns them into the
 matching status with a message that names the field or the rule, so callers
-never see INTERNAL for a request they could have got right.
+never see INTERNAL for a request they could have got right. A store that is
+briefly away (``core.mongo.TRANSIENT_ERRORS``) is ``UNAVAILABLE``: the
+request did nothing it cannot redo, and the caller may retry it as it is
+(intake's registration is idempotent by request id).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from xinfang.core.auth import Authenticator, authorize
 from xinfang.core.errors import XinfangError
 from xinfang.core.logging import get_logger
 from xinfang.core.metrics import GRPC_LATENCY, GRPC_REQUESTS
+from xinfang.core.mongo import TRANSIENT_ERRORS
 
 __all__ = ["GrpcServer", "rpc"]
 
@@ -54,6 +58,11 @@ def rpc(
                 raise  # unreachable: abort raises
             except grpc.aio.AbortError:
                 raise
+            except TRANSIENT_ERRORS as e:
+                code = "UNAVAILABLE"
+                log.warning("rpc: store unavailable", method=method, error=str(e)[:300])
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable; retry")
+                raise  # unreachable: abort raises
             except Exception:
                 code = "INTERNAL"
                 log.exception("rpc failed", method=method)

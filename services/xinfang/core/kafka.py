@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -33,6 +34,8 @@ __all__ = [
 log = get_logger(__name__)
 
 NINETY_DAYS_MS = str(90 * 24 * 3600 * 1000)
+# a dead letter sent without its value, which was too large: the value's size
+VALUE_OMITTED = "x-value-omitted"
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -219,6 +222,17 @@ class DeadLetters:
                     self.topic, value=value, key=key, headers=headers
                 )
                 break
+            except MessageSizeTooLargeError:
+                if value is None:
+                    raise
+                # the value and the headers are over the broker's limit (a
+                # record the source topic took at its very limit): no retry
+                # can send it, and retrying for ever would stall the
+                # partition. The letter goes without the value, which stays
+                # where the headers say it came from.
+                log.error("dead letter too large: sent without its value", size=len(value))
+                headers = [*headers, (VALUE_OMITTED, str(len(value)).encode())]
+                value = None
             except Exception as e:
                 log.error("dead-letter send failed, retrying", error=str(e))
                 await asyncio.sleep(delay)

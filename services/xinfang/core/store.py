@@ -38,6 +38,7 @@ from xinfang.core.mongo import Doc, doc_lock
 __all__ = [
     "BULK_MAX",
     "STORE_CALLS",
+    "WRITE_MAX",
     "MemoryStore",
     "MongoStore",
     "Store",
@@ -51,6 +52,16 @@ Update = tuple[str, Mapping[str, Any]]
 # FerretDB 1.24 never answers a bulk_write of 100 or more operations (99
 # works): measured, see README "The store". MongoDB takes any size.
 BULK_MAX = 99
+# Updates are sent in smaller bulks still. FerretDB 1.24's `update` command
+# keeps each statement's query open (a connection of the database's pool,
+# which has 100) until the whole command ends, and each statement's write
+# takes one more: at its last statement a bulk of n updates holds n and asks
+# for one more. So a bulk of 100 deadlocks alone, and two bulks of 99 on one
+# database at once (two replicas flushing their batches) deadlock each other
+# and every later request to that database waits for ever (seen in
+# scripts/chaos.sh --replicas 2; README "Faults"). Four bulks of 20 at once
+# need at most 84, which leaves room for the other requests.
+WRITE_MAX = 20
 _DUPLICATE_KEY = 11000
 
 STORE_CALLS = Counter(
@@ -151,7 +162,7 @@ class MongoStore(Store):
 
     async def write(self, coll: str, updates: Sequence[Update]) -> None:
         c = self.db[coll]
-        for chunk in _chunks(updates, BULK_MAX):
+        for chunk in _chunks(updates, WRITE_MAX):
             # FerretDB applies an update as a read and a later rewrite of the
             # whole document, so two writers of one document in this process
             # are serialised (core.mongo.doc_lock); sorted, so no deadlock
@@ -252,7 +263,7 @@ class MemoryStore(Store):
 
     async def write(self, coll: str, updates: Sequence[Update]) -> None:
         c = self._coll(coll)
-        for chunk in _chunks(updates, BULK_MAX):
+        for chunk in _chunks(updates, WRITE_MAX):
             self._count("write")
             for doc_id, upd in chunk:  # ordered, like the adapter's bulk_write
                 c[doc_id] = bson.encode(apply_update(self._read(coll, doc_id), upd, doc_id))

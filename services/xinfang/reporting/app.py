@@ -64,6 +64,11 @@ def _cases(district_id: str) -> str:
     return f"cases_{district_id}"
 
 
+# the events that start a document of the read model: a case's registration,
+# and a suggestion (its own record); every other event needs one of these first
+_OPENS_A_DOCUMENT = frozenset({"registered", "suggestion_made", "unknown"})
+
+
 class Reporting:
     def __init__(
         self,
@@ -140,8 +145,17 @@ class Reporting:
         case = await b.get(coll, event.case_id) or {}
         if event.event_id in case.get("_applied", {}):
             return "duplicate"  # published twice, or replayed: counted once
-        contrib = contributions(event, case)
         kind = payload_name(event)
+        if not case and kind not in _OPENS_A_DOCUMENT:
+            # a case's events follow its registration on its partition, so
+            # this is an event of a case that was never registered (a foreign
+            # producer, a bug): applied, it would be a document without a
+            # registration, which search and the figures cannot read
+            raise NotFound(
+                f"case_id: no case {event.case_id!r} registered in district "
+                f"{event.district_id!r}; a {kind} event cannot be its first"
+            )
+        contrib = contributions(event, case)
         at = attributed_at(event)  # the timeline and the clocks, as the figures
         upd = case_update(event, _handling_due(event, case, district))
         if kind in ("accepted", "backflow_reopened"):
@@ -237,8 +251,8 @@ class Reporting:
             received["$gte"] = req.received_from.ToDatetime(tzinfo=UTC)
         if req.HasField("received_to"):
             received["$lt"] = req.received_to.ToDatetime(tzinfo=UTC)
-        if received:
-            flt["received_at"] = received
+        # a suggestion's document has no received_at: it is not a case
+        flt["received_at"] = received or {"$exists": True}
         if req.page_token:  # stable paging: resume after the last (received_at, _id)
             try:
                 after_at, after_id = json.loads(base64.urlsafe_b64decode(req.page_token))
