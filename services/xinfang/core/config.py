@@ -7,6 +7,7 @@ rather than failing later on the first request.
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,34 @@ from pathlib import Path
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "parse_ring"]
+
+
+def parse_ring(text: str, *, where: str = "XINFANG_IDENTITY_KEYS") -> tuple[dict[int, bytes], int]:
+    """The keys and sealing version (0: the newest) of a ring's JSON form,
+    ``{"keys": {"1": "<base64>", "2": "<base64>"}, "seal": 2}`` with ``seal``
+    optional. Errors name ``where`` and the version, never a key."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{where}: not JSON ({e.__class__.__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict):
+        raise ValueError(f'{where}: expected {{"keys": {{"<version>": "<base64>"}}, "seal": N}}')
+    keys: dict[int, bytes] = {}
+    for v, k in doc["keys"].items():
+        if not str(v).isdigit() or int(v) < 1:
+            raise ValueError(f"{where}: key version {v!r} is not an integer from 1")
+        try:
+            raw = base64.b64decode(str(k), validate=True)
+        except ValueError:
+            raise ValueError(f"{where}: key version {v} is not base64") from None
+        if len(raw) != 32:
+            raise ValueError(f"{where}: key version {v} must decode to 32 bytes")
+        keys[int(v)] = raw
+    seal = doc.get("seal", 0)
+    if not isinstance(seal, int) or isinstance(seal, bool) or seal < 0:
+        raise ValueError(f"{where}: seal must be a key version")
+    return keys, seal
 
 
 class Settings(BaseSettings):
@@ -53,6 +81,14 @@ class Settings(BaseSettings):
     # Base64 of 32 random bytes; per-district keys are derived from it.
     # Only intake needs it; see identity_key_bytes.
     identity_key: str | None = None
+    # The key ring, for rotation (core.crypto.KeyRing): JSON
+    # {"keys": {"1": "<base64>", "2": "<base64>"}, "seal": 2}, ``seal`` optional
+    # (the newest). XINFANG_IDENTITY_KEY, when also set, is version 1. The file
+    # (a mounted Secret) is read again while intake runs, every
+    # identity_keys_reload_seconds at most: a new key seals without a restart.
+    identity_keys: str | None = None
+    identity_keys_file: str | None = None
+    identity_keys_reload_seconds: float = Field(default=5.0, gt=0)
 
     # Base64 of at least 32 random bytes: signs and verifies the bearer tokens
     # of every gRPC request (see core.auth). Every service needs it.
@@ -103,6 +139,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{var} must decode to 32 bytes")
         if len(raw) < 32:
             raise ValueError(f"{var} must decode to at least 32 bytes")
+        return v
+
+    @field_validator("identity_keys")
+    @classmethod
+    def _ring_parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_ring(v)
         return v
 
     @cached_property
