@@ -12,10 +12,15 @@ import tempfile
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "parse_ring"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "Settings", "parse_ring"]
+
+# what an identity provider may sign with (never HS*, never none)
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
 
 
 def parse_ring(text: str, *, where: str = "XINFANG_IDENTITY_KEYS") -> tuple[dict[int, bytes], int]:
@@ -94,6 +99,27 @@ class Settings(BaseSettings):
     # of every gRPC request (see core.auth). Every service needs it.
     auth_key: str | None = None
 
+    # Tokens from the deployment's identity provider (OIDC), besides the shared
+    # key's: verified with the public keys of a JWKS document, fetched from
+    # auth_jwks_url (cached auth_jwks_cache_seconds, fetched again at once for
+    # an unknown key id, at most every auth_jwks_refetch_seconds) or read from auth_jwks_file (a
+    # mounted ConfigMap or Secret, read again the same way). Set one of the two
+    # and the issuer. See core.auth for the claims and how they are mapped.
+    auth_jwks_url: str | None = None
+    auth_jwks_file: str | None = None
+    auth_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    auth_jwks_refetch_seconds: float = Field(default=30.0, ge=0)
+    auth_issuer: str | None = None
+    auth_audience: str = "xinfang"
+    # comma-separated; asymmetric algorithms only (HS* is the shared key's)
+    auth_algorithms: str = "RS256,ES256"
+    auth_required_claims: str = "iss,aud,exp,sub"
+    # where the caller's role, districts and unit are in an IdP token: a claim
+    # name, or a dotted path into nested claims (realm_access.roles)
+    auth_role_claim: str = "role"
+    auth_districts_claim: str = "districts"
+    auth_unit_claim: str = "unit"
+
     # Consumer group membership (faust/aiokafka, classic group protocol). The
     # session timeout is how long the broker keeps a member that stopped
     # heartbeating: after a crash (SIGKILL, OOM, lost node) the restarted or
@@ -147,6 +173,30 @@ class Settings(BaseSettings):
         if v is not None:
             parse_ring(v)
         return v
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, v: str) -> str:
+        algs = [a.strip() for a in v.split(",") if a.strip()]
+        bad = [a for a in algs if a not in ASYMMETRIC_ALGORITHMS]
+        if bad or not algs:
+            raise ValueError(
+                f"XINFANG_AUTH_ALGORITHMS: {', '.join(bad) or 'empty'} not accepted; "
+                f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _jwks_complete(self) -> Settings:
+        if self.auth_jwks_url is not None and self.auth_jwks_file is not None:
+            raise ValueError("set XINFANG_AUTH_JWKS_URL or XINFANG_AUTH_JWKS_FILE, not both")
+        if (self.auth_jwks_url or self.auth_jwks_file) and not self.auth_issuer:
+            raise ValueError("XINFANG_AUTH_ISSUER is required with a JWKS (the tokens' iss)")
+        if self.auth_jwks_url is not None and not self.auth_jwks_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("XINFANG_AUTH_JWKS_URL must be an http(s) URL")
+        return self
 
     @cached_property
     def auth_key_bytes(self) -> bytes:
