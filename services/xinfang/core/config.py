@@ -167,6 +167,19 @@ class Settings(BaseSettings):
             raise ValueError(f"{var} must decode to at least 32 bytes")
         return v
 
+    @field_validator(
+        "identity_keys",
+        "identity_keys_file",
+        "auth_jwks_url",
+        "auth_jwks_file",
+        "auth_issuer",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        """An empty value is no value: compose passes ``${VAR:-}`` through."""
+        return None if v == "" else v
+
     @field_validator("identity_keys")
     @classmethod
     def _ring_parses(cls, v: str | None) -> str | None:
