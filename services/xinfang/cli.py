@@ -628,13 +628,14 @@ def _keys(settings: Settings, a: argparse.Namespace) -> int:
     if a.lang == "en":
         print(f"sealing version {res.seal_version}; {res.checked} identities checked, "
               f"{res.resealed} re-sealed, {res.left} still on older versions; by version: "
-              f"{versions}")  # fmt: skip
+              f"{versions}; {res.seconds:.1f} s")  # fmt: skip
         if res.failed:
             print(f"{len(res.failed)} could not be opened (their key version is not in the "
                   f"ring), e.g. {', '.join(res.failed[:5])}", file=sys.stderr)  # fmt: skip
     else:
         print(f"加密密钥版本 {res.seal_version}；检查身份信息 {res.checked} 条，重新加密 "
-              f"{res.resealed} 条，仍用旧版本 {res.left} 条；按版本：{versions}")  # fmt: skip
+              f"{res.resealed} 条，仍用旧版本 {res.left} 条；按版本：{versions}；"
+              f"用时 {res.seconds:.1f} 秒")  # fmt: skip
         if res.failed:
             print(f"{len(res.failed)} 条无法解密（其密钥版本不在密钥环中），如 "
                   f"{', '.join(res.failed[:5])}", file=sys.stderr)  # fmt: skip

@@ -26,6 +26,7 @@ and case ids.
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class ResealResult:
     # case ids that could not be opened (a version the ring lacks, or a key
     # that changed under a version); never their contents
     failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def left(self) -> int:
@@ -160,6 +162,7 @@ async def reseal(
 ) -> ResealResult:
     """``xinfang keys reseal``: the walk over the live store and case log,
     with a progress bar (events read; resealed so far beside it)."""
+    t0 = time.perf_counter()
     vault = IdentityVault.from_settings(settings)
     client = connect(settings.mongo_uri, "xinfang-keys")
     bar = tqdm(unit="ev", disable=not progress, file=sys.stderr, desc="reseal")
@@ -191,7 +194,7 @@ async def reseal(
         def on_page(n: int, res: ResealResult) -> None:
             bar.set_postfix(checked=res.checked, resealed=res.resealed, refresh=False)
 
-        return await reseal_store(
+        result = await reseal_store(
             store,
             vault,
             registered,
@@ -199,6 +202,8 @@ async def reseal(
             districts=districts,
             on_page=on_page,
         )
+        result.seconds = time.perf_counter() - t0
+        return result
     finally:
         bar.close()
         await client.close()
