@@ -246,3 +246,11 @@ async def test_a_record_the_ring_cannot_open_is_reported_not_fatal() -> None:
         store, IdentityVault(KeyRing({1: K1, 2: K2})), lambda: _ids([["x", "y"]])
     )
     assert (res.resealed, res.failed, res.left) == (1, ["x"], 1)
+
+
+def test_a_refused_key_or_ring_is_not_echoed_in_the_error() -> None:
+    bad_ring = json.dumps({"keys": {"1": b64(K1), "2": b64(b"k" * 16)}})
+    for settings in ({"identity_keys": bad_ring}, {"identity_key": b64(b"k" * 16)}):
+        with pytest.raises(ValidationError) as e:
+            Settings(**settings)  # type: ignore[arg-type]
+        assert b64(K1) not in str(e.value) and b64(b"k" * 16) not in str(e.value)

@@ -51,7 +51,10 @@ def parse_ring(text: str, *, where: str = "XINFANG_IDENTITY_KEYS") -> tuple[dict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="XINFANG_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a malformed key must not be echoed into a start-up log
+    model_config = SettingsConfigDict(
+        env_prefix="XINFANG_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     mongo_uri: str = "mongodb://127.0.0.1:27018/"
