@@ -624,6 +624,9 @@ def _keys(settings: Settings, a: argparse.Namespace) -> int:
     except (RuntimeError, ValueError, LookupError) as e:
         print(f"refused: {e}", file=sys.stderr)
         return 2
+    except (KafkaError, PyMongoError) as e:  # safe to run again: it resumes by skipping
+        print(f"stopped ({e.__class__.__name__}: {e}); run it again", file=sys.stderr)
+        return 3
     versions = ", ".join(f"v{v}: {n}" for v, n in sorted(res.by_version.items())) or "-"
     if a.lang == "en":
         print(f"sealing version {res.seal_version}; {res.checked} identities checked, "

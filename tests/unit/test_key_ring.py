@@ -14,6 +14,7 @@ from bson.binary import Binary
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 
+from xinfang.cli import main
 from xinfang.core.config import Settings
 from xinfang.core.crypto import (
     Identity,
@@ -254,3 +255,12 @@ def test_a_refused_key_or_ring_is_not_echoed_in_the_error() -> None:
         with pytest.raises(ValidationError) as e:
             Settings(**settings)  # type: ignore[arg-type]
         assert b64(K1) not in str(e.value) and b64(b"k" * 16) not in str(e.value)
+
+
+def test_reseal_without_a_key_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in ("XINFANG_IDENTITY_KEY", "XINFANG_IDENTITY_KEYS", "XINFANG_IDENTITY_KEYS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["keys", "reseal", "--lang", "en"]) == 2
+    assert "XINFANG_IDENTITY_KEY" in capsys.readouterr().err
