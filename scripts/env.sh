@@ -20,8 +20,11 @@ isolated_stack() {
 }
 # dev_keys: development keys, made once per data folder and exported:
 # XINFANG_IDENTITY_KEY (seals petitioner identity; intake only) and
-# XINFANG_AUTH_KEY (signs the gRPC bearer tokens; services and local tools).
-# Production sets both from a secret store (see charts/).
+# XINFANG_AUTH_KEY (signs the gRPC bearer tokens; services and local tools),
+# and XINFANG_IDENTITY_KEYS_FILE, the identity key ring intake reads again while
+# it runs (empty at first: the key above is version 1; add {"keys": {"2": ...}}
+# to rotate, then `xinfang keys reseal`). Production sets them from a secret
+# store (see charts/).
 dev_keys() {
   local name var f
   for name in identity auth; do
@@ -36,6 +39,12 @@ dev_keys() {
     fi
     export "${var?}"
   done
+  if [[ -z "${XINFANG_IDENTITY_KEYS_FILE:-}" ]]; then
+    XINFANG_IDENTITY_KEYS_FILE="$XINFANG_HOME/identity-keys.json"
+    [[ -f "$XINFANG_IDENTITY_KEYS_FILE" ]] \
+      || (umask 077 && echo '{"keys": {}}' > "$XINFANG_IDENTITY_KEYS_FILE")
+  fi
+  export XINFANG_IDENTITY_KEYS_FILE
 }
 XINFANG_HOME=${XINFANG_HOME:-$XINFANG_ROOT/.local}       # caches, data, logs (git-ignored)
 XINFANG_CACHE=${XINFANG_CACHE:-$XINFANG_HOME/cache}      # kafka jars, ferretdb binary

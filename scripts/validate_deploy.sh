@@ -301,6 +301,7 @@ def compose(project_json, compose_file, prom_out):
     for name, c in svcs.items():
         env = c.get("environment") or {}
         need(name == "intake" or "XINFANG_IDENTITY_KEY" not in env, f"{name}: only intake may receive XINFANG_IDENTITY_KEY")
+        need(name == "intake" or "XINFANG_IDENTITY_KEYS" not in env, f"{name}: only intake may receive XINFANG_IDENTITY_KEYS")
         need(name in SERVICES or "XINFANG_AUTH_KEY" not in env, f"{name}: only the four services receive XINFANG_AUTH_KEY")
         for var, value in env.items():
             need(var in keys or value not in keys.values(), f"{name}: a key is passed on in {var}")
@@ -401,7 +402,7 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     for name, cm in configmaps.items():
         text = json.dumps(cm.get("data", {})) + json.dumps(cm.get("binaryData", {}))
-        for var in ("XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY"):
+        for var in ("XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY", "XINFANG_IDENTITY_KEYS"):
             need(var not in text, f"ConfigMap {name}: {var} must come from a Secret, never from a ConfigMap")
     for owner, spec in pod_specs(docs):
         where = f"{owner['kind']} {owner['metadata']['name']}"
@@ -425,7 +426,8 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
                 need(not KEY_LITERAL.search(str(e.get("value", ""))), f"{where}: literal key in env {e['name']}")
             if owner["kind"] == "Job":
                 names = {e["name"] for e in (c.get("env") or [])}
-                need(not names & {"XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY"}, f"{where}: the job needs no key")
+                need(not names & {"XINFANG_AUTH_KEY", "XINFANG_IDENTITY_KEY", "XINFANG_IDENTITY_KEYS_FILE"},
+                     f"{where}: the job needs no key")
     for s, d in deps.items():
         spec = d["spec"]["template"]["spec"]
         (c,) = spec["containers"]
@@ -439,16 +441,40 @@ def rendered(case, manifest, rules_file, dashboard_file, rules_out):
         ref = auth[0].get("valueFrom", {}).get("secretKeyRef", {})
         need(ref.get("name") and ref.get("key") and "value" not in auth[0],
              f"{s}: XINFANG_AUTH_KEY must come from a Secret (valueFrom.secretKeyRef)")
-        need(names.count("XINFANG_IDENTITY_KEY") == (s == "intake"), f"{s}: XINFANG_IDENTITY_KEY must be set once, in intake only")
+        env = {e["name"]: e for e in (c.get("env") or [])}
+        ring = env.get("XINFANG_IDENTITY_KEYS_FILE")
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
         if s == "intake":
-            (key,) = [e for e in (c.get("env") or []) if e["name"] == "XINFANG_IDENTITY_KEY"]
-            need("secretKeyRef" in key.get("valueFrom", {}), "intake: the identity key must come from a Secret")
+            need(names.count("XINFANG_IDENTITY_KEY") == 1 or (ring and names.count("XINFANG_IDENTITY_KEY") == 0),
+                 "intake: XINFANG_IDENTITY_KEY must be set once (or the key ring instead)")
+            if "XINFANG_IDENTITY_KEY" in env:
+                need("secretKeyRef" in env["XINFANG_IDENTITY_KEY"].get("valueFrom", {}),
+                     "intake: the identity key must come from a Secret")
+            if ring:
+                # the ring is a file of a whole-Secret volume: the kubelet replaces it in place
+                m = mounts.get(str(Path(ring["value"]).parent))
+                need(m is not None and "subPath" not in m and m.get("readOnly") is True,
+                     "intake: the key ring's folder must be a read-only mount without subPath")
+                need("secret" in vols.get(m["name"], {}), "intake: the key ring must come from a Secret volume")
         else:
             need("XINFANG_IDENTITY_KEY" not in names, f"{s} must not receive the identity key")
+            need(ring is None and not any("secret" in v for v in vols.values()),
+                 f"{s} must not receive the identity key ring")
         for ef in c.get("envFrom", []):
             cm = configmaps.get(ef.get("configMapRef", {}).get("name"))
             need(cm is not None, f"{s}: envFrom names a ConfigMap that is not rendered")
             need(cm["data"].get("XINFANG_GRPC_HOST") == "0.0.0.0", "XINFANG_GRPC_HOST must be 0.0.0.0")
+            jwks_url, jwks_file = cm["data"].get("XINFANG_AUTH_JWKS_URL"), cm["data"].get("XINFANG_AUTH_JWKS_FILE")
+            if jwks_url or jwks_file:
+                need(bool(jwks_url) != bool(jwks_file), "oidc: the JWKS comes from a URL or a file, not both")
+                need(cm["data"].get("XINFANG_AUTH_ISSUER"), "oidc: XINFANG_AUTH_ISSUER must be set with a JWKS")
+                need(not {"HS256", "HS384", "HS512", "none"} & set(cm["data"]["XINFANG_AUTH_ALGORITHMS"].split(",")),
+                     "oidc: only asymmetric algorithms may be accepted from the provider")
+            if jwks_file:
+                m = mounts.get(str(Path(jwks_file).parent))
+                need(m is not None and "subPath" not in m, f"{s}: the JWKS folder must be mounted without subPath")
+                need("configMap" in vols.get(m["name"], {}), f"{s}: the JWKS comes from a ConfigMap volume")
             need("XINFANG_IDENTITY_KEY" not in cm["data"], "the identity key must not be in a ConfigMap")
             need("XINFANG_AUTH_KEY" not in cm["data"], "the auth key must not be in a ConfigMap")
     svcs = {d["metadata"]["labels"].get("app.kubernetes.io/component"): d for d in docs if d["kind"] == "Service"}
@@ -647,7 +673,12 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
     podSecurityContext.runAsNonRoot=false identityKey.existingSecret= authKey.existingSecret= \
     authKey.existingSecretKey= image.pullPolicy=Sometimes \
     kafka.bootstrap=kafka partitions=0 services.reporting.grpcPort=70000 noSuchValue=1 \
-    services.assignment.replicaCount=2 mongodb.server=mysql; do
+    services.assignment.replicaCount=2 mongodb.server=mysql \
+    identityKey.existingSecret=,identityKey.ring.existingSecret= identityKey.ring.reloadSeconds=0 \
+    oidc.enabled=true oidc.enabled=true,oidc.issuer=https://idp \
+    oidc.enabled=true,oidc.issuer=https://idp,oidc.jwksUrl=https://idp/certs,oidc.jwksConfigMap=jwks \
+    'oidc.algorithms={RS256,HS256}' 'oidc.algorithms={none}' oidc.jwksUrl=file:///etc/jwks.json \
+    'oidc.requiredClaims={iss,aud}'; do
     if "$helm" template x "$chart" --kube-version "$newest_k8s" --set "$bad" > /dev/null 2> "$tmp/err"; then
       echo "helm template accepted --set $bad"; return 1
     fi
@@ -666,6 +697,21 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
       || { cat "$tmp/err"; echo "--set $bad.existingSecret= failed, but not by xinfang.validate"; return 1; }
     m=$((m + 1))
   done
+  # OIDC without its JWKS, or with two: refused by the chart too
+  for bad in oidc.enabled=true,oidc.issuer=https://idp \
+    oidc.enabled=true,oidc.issuer=https://idp,oidc.jwksUrl=https://idp/certs,oidc.jwksConfigMap=jwks; do
+    if "$helm" template x "$chart" --kube-version "$newest_k8s" --skip-schema-validation \
+      --set "$bad" > /dev/null 2> "$tmp/err"; then
+      echo "helm template --skip-schema-validation accepted --set $bad"; return 1
+    fi
+    grep -q "set exactly one of oidc.jwksUrl and oidc.jwksConfigMap" "$tmp/err" \
+      || { cat "$tmp/err"; echo "--set $bad failed, but not by xinfang.validate"; return 1; }
+    m=$((m + 1))
+  done
+  # the rotation's set-up renders: the ring alone (no version-1 Secret), and OIDC by URL
+  "$helm" template x "$chart" --kube-version "$newest_k8s" --set identityKey.existingSecret= \
+    --set identityKey.ring.existingSecret=ring > /dev/null \
+    || { echo "helm template refused the key ring without the version-1 Secret"; return 1; }
   # two replicas on FerretDB: refused by the chart too, naming the value
   if "$helm" template x "$chart" --kube-version "$newest_k8s" --skip-schema-validation \
     --set services.supervision.replicaCount=2 > /dev/null 2> "$tmp/err"; then
@@ -677,7 +723,7 @@ check_schema_rejects() { # values the schema (or the chart) must refuse
     --set services.supervision.replicaCount=2 > /dev/null \
     || { echo "helm template refused two replicas on MongoDB"; return 1; }
   m=$((m + 1))
-  echo "$n invalid values refused by values.schema.json; $m refused by xinfang.validate (missing key Secrets, replicas on FerretDB)"
+  echo "$n invalid values refused by values.schema.json; $m refused by xinfang.validate (missing key Secrets, OIDC without exactly one JWKS source, replicas on FerretDB)"
 }
 
 check_kubeconform() {

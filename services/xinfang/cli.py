@@ -55,6 +55,7 @@ from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
 from xinfang.intake import bulk
 from xinfang.intake.domain import case_id_for
+from xinfang.intake.keys import reseal
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.rebuild import ServiceRunning, rebuild
@@ -606,6 +607,44 @@ def _dl_parser(sub: Any) -> None:
     rp.add_argument("--dry-run", action="store_true", help="say what would be replayed")
 
 
+def _keys_parser(sub: Any) -> None:
+    k = sub.add_parser("keys", help="petitioner-identity keys: re-seal after a rotation")
+    ks = k.add_subparsers(dest="kcmd", required=True)
+    rs = ks.add_parser("reseal", help="re-seal identities sealed with older key versions")
+    rs.add_argument("--district", action="append", default=[],
+                    help="only this district (repeat; default: all)")  # fmt: skip
+    rs.add_argument("--dry-run", action="store_true",
+                    help="count records by key version, change nothing")  # fmt: skip
+    rs.add_argument("--lang", choices=["zh", "en"], default="zh")
+
+
+def _keys(settings: Settings, a: argparse.Namespace) -> int:
+    try:
+        res = asyncio.run(reseal(settings, frozenset(a.district), dry_run=a.dry_run))
+    except (RuntimeError, ValueError, LookupError) as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 2
+    except (KafkaError, PyMongoError) as e:  # safe to run again: it resumes by skipping
+        print(f"stopped ({e.__class__.__name__}: {e}); run it again", file=sys.stderr)
+        return 3
+    versions = ", ".join(f"v{v}: {n}" for v, n in sorted(res.by_version.items())) or "-"
+    if a.lang == "en":
+        print(f"sealing version {res.seal_version}; {res.checked} identities checked, "
+              f"{res.resealed} re-sealed, {res.left} still on older versions; by version: "
+              f"{versions}; {res.seconds:.1f} s")  # fmt: skip
+        if res.failed:
+            print(f"{len(res.failed)} could not be opened (their key version is not in the "
+                  f"ring), e.g. {', '.join(res.failed[:5])}", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"加密密钥版本 {res.seal_version}；检查身份信息 {res.checked} 条，重新加密 "
+              f"{res.resealed} 条，仍用旧版本 {res.left} 条；按版本：{versions}；"
+              f"用时 {res.seconds:.1f} 秒")  # fmt: skip
+        if res.failed:
+            print(f"{len(res.failed)} 条无法解密（其密钥版本不在密钥环中），如 "
+                  f"{', '.join(res.failed[:5])}", file=sys.stderr)  # fmt: skip
+    return 1 if res.failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xinfang", description="信访 case-work platform CLI")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -650,6 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tk.add_argument("--unit", default="", help="the user's unit (role unit)")
     tk.add_argument("--hours", type=float, default=8.0, help="lifetime (default: a working day)")
     _dl_parser(sub)
+    _keys_parser(sub)
     a = p.parse_args(argv)
     settings = Settings()
     if a.cmd == "token":
@@ -690,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dead_letters(settings, a)
     if a.cmd == "rebuild":
         return _rebuild(settings, a.district, a.into)
+    if a.cmd == "keys":
+        return _keys(settings, a)
     if a.cmd == "report":
         return _report(settings, a)
     if a.cmd == "import":

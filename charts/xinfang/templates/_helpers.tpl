@@ -115,15 +115,40 @@ XINFANG_{{ upper $name }}_GRPC: {{ $svc.grpcPort | quote }}
 XINFANG_{{ upper $name }}_METRICS: {{ $svc.metricsPort | quote }}
 {{- end }}
 XINFANG_SUPERVISION_ADDR: {{ printf "%s-supervision:%v" (include "xinfang.fullname" .) .Values.services.supervision.grpcPort | quote }}
+{{- with .Values.oidc }}
+{{- if .enabled }}
+XINFANG_AUTH_ISSUER: {{ .issuer | quote }}
+XINFANG_AUTH_AUDIENCE: {{ .audience | quote }}
+XINFANG_AUTH_ALGORITHMS: {{ join "," .algorithms | quote }}
+XINFANG_AUTH_REQUIRED_CLAIMS: {{ join "," .requiredClaims | quote }}
+{{- if .jwksUrl }}
+XINFANG_AUTH_JWKS_URL: {{ .jwksUrl | quote }}
+{{- else }}
+XINFANG_AUTH_JWKS_FILE: {{ printf "/etc/xinfang/jwks/%s" .jwksConfigMapKey | quote }}
+{{- end }}
+XINFANG_AUTH_JWKS_CACHE_SECONDS: {{ .cacheSeconds | quote }}
+XINFANG_AUTH_ROLE_CLAIM: {{ .claims.role | quote }}
+XINFANG_AUTH_DISTRICTS_CLAIM: {{ .claims.districts | quote }}
+XINFANG_AUTH_UNIT_CLAIM: {{ .claims.unit | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Checks that fail the render early with a useful message. */}}
 {{- define "xinfang.validate" -}}
-{{- if not .Values.identityKey.existingSecret -}}
-{{- fail "identityKey.existingSecret is required: intake refuses to start without XINFANG_IDENTITY_KEY. Create the Secret first, e.g. kubectl create secret generic xinfang-identity-key --from-literal=identity-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
+{{- if and (not .Values.identityKey.existingSecret) (not .Values.identityKey.ring.existingSecret) -}}
+{{- fail "identityKey.existingSecret is required (or identityKey.ring.existingSecret): intake refuses to start without XINFANG_IDENTITY_KEY. Create the Secret first, e.g. kubectl create secret generic xinfang-identity-key --from-literal=identity-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
 {{- end -}}
 {{- if not .Values.authKey.existingSecret -}}
 {{- fail "authKey.existingSecret is required: every service refuses to start without XINFANG_AUTH_KEY (it signs and verifies the gRPC bearer tokens). Create the Secret first, e.g. kubectl create secret generic xinfang-auth-key --from-literal=auth-key=\"$(head -c 32 /dev/urandom | base64)\"" -}}
+{{- end -}}
+{{- if .Values.oidc.enabled -}}
+{{- if not .Values.oidc.issuer -}}
+{{- fail "oidc.issuer is required with oidc.enabled: provider tokens are checked against it (iss)" -}}
+{{- end -}}
+{{- if eq (empty .Values.oidc.jwksUrl) (empty .Values.oidc.jwksConfigMap) -}}
+{{- fail "oidc: set exactly one of oidc.jwksUrl and oidc.jwksConfigMap (where the provider's public keys are)" -}}
+{{- end -}}
 {{- end -}}
 {{- range $name := list "intake" "assignment" "supervision" "reporting" }}
 {{- if not (hasKey $.Values.services $name) -}}

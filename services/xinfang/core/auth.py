@@ -14,15 +14,34 @@ records name who really acted).
 The key is a shared secret (``XINFANG_AUTH_KEY``) held by the services and by
 the issuer of tokens. Operator tools on a machine that holds the key (the
 CLI, the demo, the tests) sign each request as the actor it names:
-``tool_channel``. A deployment with an identity provider gives its users
-tokens signed with the same key.
+``tool_channel``.
+
+A deployment with an identity provider (the usual OIDC set-up) also accepts
+the provider's tokens, signed with RS256/ES256 (``XINFANG_AUTH_ALGORITHMS``)
+and verified with the public keys of its JWKS document
+(``XINFANG_AUTH_JWKS_URL`` or ``XINFANG_AUTH_JWKS_FILE``; ``_Jwks``). Which
+key verifies a token follows from its header, never from the token's say
+alone: ``HS256`` only ever meets the shared key, an asymmetric algorithm only
+the JWKS key named by ``kid`` and only when that key is of that algorithm
+(so a token "signed" with the public key as an HMAC secret, the classic
+algorithm confusion, fails), and anything else (``none``) is refused. The
+provider's token must carry ``iss`` = ``XINFANG_AUTH_ISSUER``, ``aud`` =
+``XINFANG_AUTH_AUDIENCE`` (``xinfang``), ``exp`` and ``sub``
+(``XINFANG_AUTH_REQUIRED_CLAIMS``); role, districts and unit are read from
+the claims ``XINFANG_AUTH_ROLE_CLAIM`` (``role``), ``XINFANG_AUTH_DISTRICTS_CLAIM``
+(``districts``) and ``XINFANG_AUTH_UNIT_CLAIM`` (``unit``), each a claim name
+or a dotted path (``realm_access.roles``). A role claim that is a list must
+hold exactly one of the platform's roles; districts are a list or a
+space-separated string.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -38,6 +57,7 @@ __all__ = [
     "ROLES",
     "Authenticator",
     "Caller",
+    "IdentityProvider",
     "authorize",
     "bearer",
     "tool_channel",
@@ -63,14 +83,95 @@ class Caller:
         return ALL_DISTRICTS in self.districts or district_id in self.districts
 
 
-class Authenticator:
-    """Issues and verifies the platform's tokens with one key."""
+class _FileJwks(jwt.PyJWKClient):
+    """PyJWKClient's caching and refresh-on-unknown-kid, over a file."""
 
-    def __init__(self, key: bytes, leeway_s: float = 30.0) -> None:
+    def __init__(self, path: str, lifespan: float, cooldown: float) -> None:
+        super().__init__(
+            "https://jwks.file.invalid/", lifespan=lifespan, cooldown_duration=cooldown
+        )
+        self.path = path
+
+    def fetch_data(self) -> Any:
+        try:
+            data = json.loads(Path(self.path).read_text())
+        except (OSError, ValueError) as e:
+            raise jwt.PyJWKClientConnectionError(f"JWKS file {self.path}: {e}") from e
+        data = self._as_jwk_set_payload(data)
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(data)
+        self._last_successful_fetch = time.monotonic()
+        return data
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """How the deployment's identity provider signs and what it claims."""
+
+    jwks: jwt.PyJWKClient
+    issuer: str
+    audience: str = _AUDIENCE
+    algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
+    required: Sequence[str] = ("iss", "aud", "exp", "sub")
+    role_claim: str = "role"
+    districts_claim: str = "districts"
+    unit_claim: str = "unit"
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> IdentityProvider | None:
+        if s.auth_jwks_url is None and s.auth_jwks_file is None:
+            return None
+        jwks: jwt.PyJWKClient
+        if s.auth_jwks_url is not None:
+            # a fetch blocks the caller's request: bounded by the timeout, and
+            # an unknown kid fetches again at most every refetch interval
+            jwks = jwt.PyJWKClient(
+                s.auth_jwks_url,
+                lifespan=s.auth_jwks_cache_seconds,
+                timeout=5,
+                cooldown_duration=s.auth_jwks_refetch_seconds,
+            )
+        else:
+            jwks = _FileJwks(
+                str(s.auth_jwks_file), s.auth_jwks_cache_seconds, s.auth_jwks_refetch_seconds
+            )
+        return cls(
+            jwks=jwks,
+            issuer=str(s.auth_issuer),
+            audience=s.auth_audience,
+            algorithms=frozenset(a.strip() for a in s.auth_algorithms.split(",") if a.strip()),
+            required=tuple(c.strip() for c in s.auth_required_claims.split(",") if c.strip()),
+            role_claim=s.auth_role_claim,
+            districts_claim=s.auth_districts_claim,
+            unit_claim=s.auth_unit_claim,
+        )
+
+
+def _claim(claims: dict[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class Authenticator:
+    """Issues and verifies the platform's tokens with the shared key, and
+    verifies the identity provider's when one is configured."""
+
+    def __init__(
+        self, key: bytes, leeway_s: float = 30.0, idp: IdentityProvider | None = None
+    ) -> None:
         if len(key) < 32:
             raise ValueError("the auth key must be at least 32 bytes")
         self._key = key
         self._leeway = leeway_s
+        self._idp = idp
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        return cls(settings.auth_key_bytes, idp=IdentityProvider.from_settings(settings))
 
     def issue(self, caller: Caller, ttl_s: float = 3600.0) -> str:
         if caller.role not in ROLES:
@@ -90,6 +191,64 @@ class Authenticator:
 
     def verify(self, token: str) -> Caller:
         try:
+            alg = jwt.get_unverified_header(token).get("alg")
+        except jwt.InvalidTokenError as e:
+            raise Unauthenticated(f"authorization: invalid token ({e})") from e
+        if alg == _ALGORITHM:
+            return self._verify_shared(token)
+        if self._idp is not None and alg in self._idp.algorithms:
+            return self._verify_idp(self._idp, token, str(alg))
+        accepted = sorted({_ALGORITHM} | (self._idp.algorithms if self._idp else set()))
+        raise Unauthenticated(
+            f"authorization: token algorithm {alg!r} is not accepted ({', '.join(accepted)})"
+        )
+
+    def _verify_idp(self, idp: IdentityProvider, token: str, alg: str) -> Caller:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if not kid:
+                raise Unauthenticated("authorization: the token names no key (kid)")
+            try:
+                key = idp.jwks.get_signing_key(str(kid))
+            except jwt.PyJWKClientConnectionError as e:
+                raise Unauthenticated(f"authorization: the JWKS is unavailable ({e})") from e
+            except jwt.PyJWKClientError as e:
+                raise Unauthenticated(f"authorization: no key {kid!r} in the JWKS") from e
+            if key.algorithm_name != alg:
+                raise Unauthenticated(
+                    f"authorization: key {kid!r} is for {key.algorithm_name}, not {alg}"
+                )
+            c = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=idp.audience,
+                issuer=idp.issuer,
+                leeway=self._leeway,
+                options={"require": list(idp.required)},
+            )
+        except jwt.ExpiredSignatureError as e:
+            raise Unauthenticated("authorization: the token has expired") from e
+        except jwt.InvalidTokenError as e:
+            raise Unauthenticated(f"authorization: invalid token ({e})") from e
+        role = _claim(c, idp.role_claim)
+        if isinstance(role, list):
+            mine = [r for r in role if r in ROLES]
+            if len(mine) != 1:
+                raise Unauthenticated(
+                    f"authorization: {idp.role_claim} must hold exactly one of "
+                    f"{', '.join(sorted(ROLES))}"
+                )
+            role = mine[0]
+        districts = _claim(c, idp.districts_claim)
+        if isinstance(districts, str):
+            districts = districts.split()
+        return self._caller(
+            c.get("sub"), role, _claim(c, idp.unit_claim), [] if districts is None else districts
+        )
+
+    def _verify_shared(self, token: str) -> Caller:
+        try:
             c = jwt.decode(
                 token,
                 self._key,
@@ -102,12 +261,17 @@ class Authenticator:
             raise Unauthenticated("authorization: the token has expired") from e
         except jwt.InvalidTokenError as e:
             raise Unauthenticated(f"authorization: invalid token ({e})") from e
-        role, districts = c.get("role"), c.get("districts", [])
+        return self._caller(c["sub"], c.get("role"), c.get("unit"), c.get("districts", []))
+
+    @staticmethod
+    def _caller(sub: Any, role: Any, unit: Any, districts: Any) -> Caller:
+        if not sub:
+            raise Unauthenticated("authorization: the token names no subject (sub)")
         if role not in ROLES:
             raise Unauthenticated(f"authorization: unknown role {role!r} in the token")
         if not isinstance(districts, list) or not all(isinstance(d, str) for d in districts):
             raise Unauthenticated("authorization: districts must be a list of strings")
-        return Caller(str(c["sub"]), role, str(c.get("unit") or ""), frozenset(districts))
+        return Caller(str(sub), role, str(unit or ""), frozenset(districts))
 
     def from_metadata(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
         for k, v in metadata or ():

@@ -7,18 +7,54 @@ rather than failing later on the first request.
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "Settings", "parse_ring"]
+
+# what an identity provider may sign with (never HS*, never none)
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
+
+
+def parse_ring(text: str, *, where: str = "XINFANG_IDENTITY_KEYS") -> tuple[dict[int, bytes], int]:
+    """The keys and sealing version (0: the newest) of a ring's JSON form,
+    ``{"keys": {"1": "<base64>", "2": "<base64>"}, "seal": 2}`` with ``seal``
+    optional. Errors name ``where`` and the version, never a key."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{where}: not JSON ({e.__class__.__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict):
+        raise ValueError(f'{where}: expected {{"keys": {{"<version>": "<base64>"}}, "seal": N}}')
+    keys: dict[int, bytes] = {}
+    for v, k in doc["keys"].items():
+        if not str(v).isdigit() or int(v) < 1:
+            raise ValueError(f"{where}: key version {v!r} is not an integer from 1")
+        try:
+            raw = base64.b64decode(str(k), validate=True)
+        except ValueError:
+            raise ValueError(f"{where}: key version {v} is not base64") from None
+        if len(raw) != 32:
+            raise ValueError(f"{where}: key version {v} must decode to 32 bytes")
+        keys[int(v)] = raw
+    seal = doc.get("seal", 0)
+    if not isinstance(seal, int) or isinstance(seal, bool) or seal < 0:
+        raise ValueError(f"{where}: seal must be a key version")
+    return keys, seal
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="XINFANG_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a malformed key must not be echoed into a start-up log
+    model_config = SettingsConfigDict(
+        env_prefix="XINFANG_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     mongo_uri: str = "mongodb://127.0.0.1:27018/"
@@ -53,10 +89,39 @@ class Settings(BaseSettings):
     # Base64 of 32 random bytes; per-district keys are derived from it.
     # Only intake needs it; see identity_key_bytes.
     identity_key: str | None = None
+    # The key ring, for rotation (core.crypto.KeyRing): JSON
+    # {"keys": {"1": "<base64>", "2": "<base64>"}, "seal": 2}, ``seal`` optional
+    # (the newest). XINFANG_IDENTITY_KEY, when also set, is version 1. The file
+    # (a mounted Secret) is read again while intake runs, every
+    # identity_keys_reload_seconds at most: a new key seals without a restart.
+    identity_keys: str | None = None
+    identity_keys_file: str | None = None
+    identity_keys_reload_seconds: float = Field(default=5.0, gt=0)
 
     # Base64 of at least 32 random bytes: signs and verifies the bearer tokens
     # of every gRPC request (see core.auth). Every service needs it.
     auth_key: str | None = None
+
+    # Tokens from the deployment's identity provider (OIDC), besides the shared
+    # key's: verified with the public keys of a JWKS document, fetched from
+    # auth_jwks_url (cached auth_jwks_cache_seconds, fetched again at once for
+    # an unknown key id, at most every auth_jwks_refetch_seconds) or read from auth_jwks_file (a
+    # mounted ConfigMap or Secret, read again the same way). Set one of the two
+    # and the issuer. See core.auth for the claims and how they are mapped.
+    auth_jwks_url: str | None = None
+    auth_jwks_file: str | None = None
+    auth_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    auth_jwks_refetch_seconds: float = Field(default=30.0, ge=0)
+    auth_issuer: str | None = None
+    auth_audience: str = "xinfang"
+    # comma-separated; asymmetric algorithms only (HS* is the shared key's)
+    auth_algorithms: str = "RS256,ES256"
+    auth_required_claims: str = "iss,aud,exp,sub"
+    # where the caller's role, districts and unit are in an IdP token: a claim
+    # name, or a dotted path into nested claims (realm_access.roles)
+    auth_role_claim: str = "role"
+    auth_districts_claim: str = "districts"
+    auth_unit_claim: str = "unit"
 
     # Consumer group membership (faust/aiokafka, classic group protocol). The
     # session timeout is how long the broker keeps a member that stopped
@@ -108,6 +173,50 @@ class Settings(BaseSettings):
         if len(raw) < 32:
             raise ValueError(f"{var} must decode to at least 32 bytes")
         return v
+
+    @field_validator(
+        "identity_keys",
+        "identity_keys_file",
+        "auth_jwks_url",
+        "auth_jwks_file",
+        "auth_issuer",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        """An empty value is no value: compose passes ``${VAR:-}`` through."""
+        return None if v == "" else v
+
+    @field_validator("identity_keys")
+    @classmethod
+    def _ring_parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_ring(v)
+        return v
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, v: str) -> str:
+        algs = [a.strip() for a in v.split(",") if a.strip()]
+        bad = [a for a in algs if a not in ASYMMETRIC_ALGORITHMS]
+        if bad or not algs:
+            raise ValueError(
+                f"XINFANG_AUTH_ALGORITHMS: {', '.join(bad) or 'empty'} not accepted; "
+                f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _jwks_complete(self) -> Settings:
+        if self.auth_jwks_url is not None and self.auth_jwks_file is not None:
+            raise ValueError("set XINFANG_AUTH_JWKS_URL or XINFANG_AUTH_JWKS_FILE, not both")
+        if (self.auth_jwks_url or self.auth_jwks_file) and not self.auth_issuer:
+            raise ValueError("XINFANG_AUTH_ISSUER is required with a JWKS (the tokens' iss)")
+        if self.auth_jwks_url is not None and not self.auth_jwks_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("XINFANG_AUTH_JWKS_URL must be an http(s) URL")
+        return self
 
     @cached_property
     def auth_key_bytes(self) -> bytes:

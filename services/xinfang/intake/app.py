@@ -345,7 +345,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
 
 async def _setup(rt: Runtime) -> BatchHandler | None:
-    vault = IdentityVault(rt.settings.identity_key_bytes)
+    vault = IdentityVault.from_settings(rt.settings)
     intake = Intake(rt.store, rt.outbox, rt.directory, vault)
     rt.grpc.add(
         pb_grpc.add_IntakeServiceServicer_to_server,
