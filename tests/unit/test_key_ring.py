@@ -116,7 +116,7 @@ def test_a_version_given_twice_with_two_keys_is_refused() -> None:
 
 
 def test_a_seal_version_outside_the_ring_is_refused() -> None:
-    s = Settings(identity_keys=ring_json({1: K1}, seal=3))
+    s = Settings(identity_key=None, identity_keys=ring_json({1: K1}, seal=3))
     with pytest.raises(ValueError, match="seal version 3 is not in the ring"):
         ring_of(s)
 
