@@ -3,6 +3,12 @@
 Handlers raise ``core.errors`` exceptions; ``rpc`` turns them into the
 matching status with a message that names the field or the rule, so callers
 never see INTERNAL for a request they could have got right.
+
+Two refusals come before any handler: a message larger than the server's
+``max_receive_bytes`` is refused by gRPC itself (RESOURCE_EXHAUSTED), and
+bytes that do not decode as the method's request message (invalid UTF-8 in a
+string, a truncated field) are refused with INVALID_ARGUMENT naming
+``request`` (``_DecodeRequests``): left to gRPC, they came back UNKNOWN.
 """
 
 from __future__ import annotations
@@ -67,10 +73,46 @@ def rpc(
     return deco
 
 
+class _DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Decodes each unary request inside the handler, so undecodable bytes
+    get a clear INVALID_ARGUMENT instead of gRPC's UNKNOWN."""
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        decode, inner, method = handler.request_deserializer, handler.unary_unary, details.method
+
+        async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = decode(raw)
+            except Exception as e:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request: not a valid request message for {method} ({type(e).__name__})",
+                )
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+
 class GrpcServer:
-    def __init__(self, host: str, port: int, auth: Authenticator) -> None:
+    def __init__(
+        self, host: str, port: int, auth: Authenticator, max_receive_bytes: int = 4 << 20
+    ) -> None:
         self.auth = auth
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.max_receive_bytes = max_receive_bytes
+        self.server = grpc.aio.server(
+            interceptors=[_DecodeRequests()],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", max_receive_bytes),
+            ],
+        )
         self.address = f"{host}:{port}"
         self.health = health.aio.HealthServicer()
         self._names: list[str] = []

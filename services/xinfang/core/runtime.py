@@ -124,7 +124,10 @@ class Runtime:
     async def start(self) -> None:
         # grpc.aio binds to the loop it is created in: create it here, not in __init__
         self._grpc = GrpcServer(
-            self.settings.grpc_host, self.grpc_port, Authenticator(self.settings.auth_key_bytes)
+            self.settings.grpc_host,
+            self.grpc_port,
+            Authenticator(self.settings.auth_key_bytes),
+            max_receive_bytes=self.settings.grpc_max_receive_bytes(self.service),
         )
         self.mongo = connect(self.settings.mongo_uri, f"xinfang-{self.service}")
         await self.mongo.admin.command("ping")

@@ -28,7 +28,14 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE, tool_channel
 from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import encode_event, new_event, new_id, payload_name, to_timestamp
+from xinfang.core.codec import (
+    encode_event,
+    new_event,
+    new_id,
+    payload_name,
+    request_time,
+    to_timestamp,
+)
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -259,9 +266,9 @@ class Reporting:
                 flt[name] = value
         received: dict[str, Any] = {}
         if req.HasField("received_from"):
-            received["$gte"] = req.received_from.ToDatetime(tzinfo=UTC)
+            received["$gte"] = request_time(req.received_from, "received_from")
         if req.HasField("received_to"):
-            received["$lt"] = req.received_to.ToDatetime(tzinfo=UTC)
+            received["$lt"] = request_time(req.received_to, "received_to")
         if received:
             flt["received_at"] = received
         if req.page_token:  # stable paging: resume after the last (received_at, _id)
@@ -352,7 +359,9 @@ class Reporting:
         if doc is None or not req.suggestion_id.startswith("sug-"):
             raise NotFound(f"suggestion_id: no suggestion {req.suggestion_id!r}")
         if doc.get("status") == "adopted":
-            raise FailedPrecondition(f"suggestion {req.suggestion_id} is already adopted")
+            raise FailedPrecondition(
+                f"suggestion_id: suggestion {req.suggestion_id} is already adopted"
+            )
         await self._publish(
             new_event(
                 case_id=req.suggestion_id,
