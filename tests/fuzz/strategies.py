@@ -258,34 +258,62 @@ _INT64_TYPES = frozenset(
 )
 
 
-def message(desc: Descriptor, pools: Pools, now: int, depth: int = 0) -> st.SearchStrategy[Any]:
-    """A strategy for messages of type ``desc``: each field unset or drawn."""
+def message(
+    desc: Descriptor, pools: Pools, now: int, depth: int = 0, good: bool = False
+) -> st.SearchStrategy[Any]:
+    """A strategy for messages of type ``desc``: each field unset or drawn.
+
+    ``good``: a plausible request rather than a wild one, so the fuzzer gets
+    past the first check too: every top-level field set, from the world's
+    known values (``_good``); nested messages below it may be left unset
+    (an actor left empty is filled from the token)."""
     cls = GetMessageClass(desc)
     if desc.full_name == "google.protobuf.Timestamp":
+        if good:
+            return st.integers(now - 7200, now).map(lambda s: cls(seconds=s))
         return _timestamp(cls, now)
-    optional: dict[str, st.SearchStrategy[Any]] = {}
+    fields: dict[str, st.SearchStrategy[Any]] = {}
     for f in desc.fields:
         if _is_map(f):
             key = _scalar(_sub(f).fields_by_name["key"], pools)
             vf = _sub(f).fields_by_name["value"]
             value = (
-                message(_sub(vf), pools, now, depth + 1)
+                message(_sub(vf), pools, now, depth + 1, good)
                 if vf.type == FieldDescriptor.TYPE_MESSAGE
                 else _scalar(vf, pools)
             )
-            optional[f.name] = st.dictionaries(key, value, max_size=3)
+            fields[f.name] = st.dictionaries(key, value, max_size=3)
             continue
         if f.type == FieldDescriptor.TYPE_MESSAGE:
             if depth > 4:
                 continue
-            one = message(_sub(f), pools, now, depth + 1)
+            one = message(_sub(f), pools, now, depth + 1, good)
         else:
-            one = _scalar(f, pools)
+            one = _good(f, pools) if good else _scalar(f, pools)
         if f.is_repeated:
-            optional[f.name] = st.lists(one, max_size=4)
+            fields[f.name] = st.lists(one, min_size=1 if good else 0, max_size=4)
         else:
-            optional[f.name] = one
-    return st.fixed_dictionaries({}, optional=optional).map(lambda values: _build(cls, values))
+            fields[f.name] = one
+    if good and depth == 0:
+        return st.fixed_dictionaries(fields).map(lambda values: _build(cls, values))
+    return st.fixed_dictionaries({}, optional=fields).map(lambda values: _build(cls, values))
+
+
+def _good(f: FieldDescriptor, pools: Pools) -> st.SearchStrategy[Any]:
+    """A plausible value: known, small, valid."""
+    if f.type == FieldDescriptor.TYPE_STRING:
+        known = pools.by_field.get(f.name) or (pools.ids if f.name.endswith("_id") else ())
+        return st.sampled_from(list(known)) if known else st.text(min_size=1, max_size=12)
+    if f.type == FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None
+        return st.sampled_from([v.number for v in f.enum_type.values if v.number] or [0])
+    if f.type == FieldDescriptor.TYPE_BOOL:
+        return st.booleans()
+    if f.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return st.floats(0, 100)
+    if f.type == FieldDescriptor.TYPE_BYTES:
+        return st.binary(max_size=8)
+    return st.sampled_from((0, 1, 2, 5, 10, 30))
 
 
 def _build(cls: type[Message], values: Mapping[str, Any]) -> Message:
@@ -331,7 +359,10 @@ def _spoil(raw: bytes, how: str, at: int) -> bytes:
 def shots(all_methods: Sequence[Method], pools: Pools, now: int) -> st.SearchStrategy[Shot]:
     """A request to one of the methods, with a token, perhaps spoiled."""
     labelled = [t for t in pools.tokens for _ in range(pools.weights.get(t[0], 1))]
-    per_method = {m.path: message(m.input, pools, now) for m in all_methods}
+    per_method = {
+        m.path: st.one_of(message(m.input, pools, now), message(m.input, pools, now, good=True))
+        for m in all_methods
+    }
 
     def one(m: Method) -> st.SearchStrategy[Shot]:
         return st.builds(

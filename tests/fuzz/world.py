@@ -44,6 +44,7 @@ class World:
     cases: dict[str, list[str]]  # district -> its case ids, routed
     tokens: dict[str, Metadata]  # "office@a", "unit@*", "none", "forged", …
     secrets: list[str] = field(default_factory=list)  # b's data, never shown to a
+    suggestions: dict[str, str] = field(default_factory=dict)  # district -> a suggestion id
 
     def unit_of(self, district: str) -> str:
         return str(self.docs[district]["units"][0]["id"])
