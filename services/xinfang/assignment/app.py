@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import Any
 
@@ -404,6 +404,9 @@ def to_view(s: lc.CaseState) -> pb.CaseView:
     )
 
 
+# a time a caller reports (a visit out) is after this and not in the future
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_CLOCK_SKEW = timedelta(minutes=10)
 _CTX_FIELDS = frozenset(pb.CommandContext.DESCRIPTOR.fields_by_name)
 
 
@@ -511,6 +514,8 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
         if not request.HasField("visited_at"):
             raise InvalidArgument("visited_at", "is required")
         when = request_time(request.visited_at, "visited_at")
+        if not _EARLIEST <= when <= datetime.now(UTC) + _CLOCK_SKEW:
+            raise InvalidArgument("visited_at", "must be after 2000-01-01 and not in the future")
         return await self._run(request.ctx, lc.RecordVisitOut(request.leader_id, when))
 
     @rpc(SERVICE)

@@ -38,7 +38,7 @@ from xinfang.core.codec import (
 )
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
-from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound, renamed
 from xinfang.core.grpc_server import rpc
 from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position
 from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
@@ -328,8 +328,11 @@ class Reporting:
             raise InvalidArgument("district_ids", "name the districts of the view")
         period = _period(period)
         out = pb.CitySummary(period=period)
-        for did in district_ids:
-            await self._district(did)
+        for i, did in enumerate(district_ids):
+            try:
+                await self._district(did)
+            except (InvalidArgument, NotFound) as e:  # named where the request holds it
+                raise renamed(e, f"district_ids[{i}]: {e.message.split(': ', 1)[-1]}") from e
             f = await self.figures(did, period) or PeriodFigures(period=period)
             out.districts.append(pb.DistrictFigures(district_id=did, figures=to_pb_figures(f)))
         return out
