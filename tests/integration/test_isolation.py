@@ -262,11 +262,11 @@ def expected(method: str, token: str, column: str) -> set[str]:
     roles, own, case = EXPECTED[method]
     role = token.split("@", maxsplit=1)[0]
     city = token.endswith("@*")
+    if column == "case" and case == "-":
+        return {"-"}
     if roles is not None and role not in roles:
         return {"role"}
     if column == "case":
-        if case == "-":
-            return {"-"}
         if own == "office-only" and role != "office":
             return {"role"}
         return {case}

@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from xinfang.assignment.app import _named_in_request
 from xinfang.core.codec import request_time
 from xinfang.core.errors import Conflict, FailedPrecondition, InvalidArgument, PermissionDenied
+from xinfang.core.grpc_server import MAX_DETAILS_CHARS, _capped
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,12 @@ def test_a_commands_refusal_names_the_field_in_the_command_context() -> None:
     assert version.message.startswith("ctx.expected_version: ")
     own = InvalidArgument("unit_id", "unknown unit 'x'")
     assert _named_in_request(own) is own  # a field of the command itself stays
+
+
+def test_a_refusal_quoting_a_huge_value_is_cut_and_keeps_its_field() -> None:
+    message = InvalidArgument("district_id", f"unknown district {'信' * 60_000!r}").message
+    cut = _capped(message)
+    assert len(cut) <= MAX_DETAILS_CHARS
+    assert cut.startswith("district_id: unknown district '信")
+    assert cut.endswith(f"({len(message)} characters in all)")
+    assert _capped("case_id: short") == "case_id: short"

@@ -56,7 +56,7 @@ def rpc(
                 return await fn(self, request, context)
             except XinfangError as e:
                 code = e.code_name
-                await context.abort(getattr(grpc.StatusCode, e.code_name), e.message)
+                await context.abort(getattr(grpc.StatusCode, e.code_name), _capped(e.message))
                 raise  # unreachable: abort raises
             except grpc.aio.AbortError:
                 raise
@@ -71,6 +71,19 @@ def rpc(
         return wrapper
 
     return deco
+
+
+# A refusal quoting what the caller sent (an unknown id) quotes at most this
+# much of it: the message travels as a trailer, percent-encoded (9 bytes per
+# CJK character), and a client drops trailers over 16 KiB, refusal and all,
+# with RESOURCE_EXHAUSTED; a 60,000-character id did just that.
+MAX_DETAILS_CHARS = 500
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_DETAILS_CHARS:
+        return message
+    return f"{message[: MAX_DETAILS_CHARS - 30]}… ({len(message)} characters in all)"
 
 
 class _DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]

@@ -264,13 +264,14 @@ class Reporting:
             value = getattr(req, name)
             if value:
                 flt[name] = value
-        received: dict[str, Any] = {}
+        # the district's collection also holds its suggestions (``sug-…``),
+        # which are not cases and have no time received
+        received: dict[str, Any] = {"$exists": True}
         if req.HasField("received_from"):
             received["$gte"] = request_time(req.received_from, "received_from")
         if req.HasField("received_to"):
             received["$lt"] = request_time(req.received_to, "received_to")
-        if received:
-            flt["received_at"] = received
+        flt["received_at"] = received
         if req.page_token:  # stable paging: resume after the last (received_at, _id)
             try:
                 after_at, after_id = json.loads(base64.urlsafe_b64decode(req.page_token))
