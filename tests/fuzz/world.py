@@ -26,6 +26,8 @@ from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import Doc
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
+from xinfang.reporting.v1 import reporting_pb2 as rpb
+from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions, sample_district
 
 from .strategies import Metadata, Pools
@@ -95,6 +97,7 @@ class World:
             "address": ["幸福路 1 号"],
             "batch_id": ["b-2026-1"],
             "rule_id": ["r-fuzz"],
+            "suggestion_id": [*self.suggestions.values(), "sug-none"],
         }
         ids = [*cases_a, *units, *leaders, self.a]
         weights = {"office@a": 6, "office@*": 3}
@@ -138,6 +141,30 @@ def _tokens(authn: Authenticator, key: bytes, w: World) -> dict[str, Metadata]:
     return out
 
 
+async def _suggest(settings: Settings, w: World) -> None:
+    """A suggestion in each district (they share the district's collection of
+    case documents in reporting, which a case search once tripped over)."""
+    key, host = settings.auth_key_bytes, settings.grpc_host
+    async with tool_channel(f"{host}:{settings.reporting_grpc}", key=key) as rch:
+        reporting = rgrpc.ReportingServiceStub(rch)
+        for did in (w.a, w.b):
+            title = f"{MARK} suggestion" if did == w.b else "a suggestion"
+            r = await reporting.RecordSuggestion(
+                rpb.RecordSuggestionRequest(district_id=did, title=title), timeout=30
+            )
+            w.suggestions[did] = r.suggestion_id
+        w.secrets.append(f"{MARK} suggestion")
+        for did, sid in w.suggestions.items():
+            for _ in range(400):  # until reporting has recorded it
+                try:
+                    await reporting.GetCaseTimeline(
+                        rpb.GetCaseTimelineRequest(district_id=did, case_id=sid), timeout=10
+                    )
+                    break
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.3)
+
+
 async def build_world(
     settings: Settings, mongo: AsyncMongoClient[Doc], cases_per_district: int = 4
 ) -> World:
@@ -176,6 +203,7 @@ async def build_world(
                     w.secrets += [req.content, req.petitioner.name]
                 resp = await intake.RegisterPetition(req, timeout=30)
                 w.cases[did].append(resp.case_id)
+        await _suggest(settings, w)
         deadline = time.monotonic() + 120
         for did, case_ids in w.cases.items():
             for case_id in case_ids:

@@ -24,7 +24,6 @@ test until its expected outcomes are declared.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -112,29 +111,12 @@ async def world(settings: Settings, mongo: AsyncMongoClient[Doc]) -> AsyncIterat
     w = await build_world(settings, mongo, cases_per_district=len(ROW_TOKENS))
     key, host = settings.auth_key_bytes, settings.grpc_host
     month = datetime.now(UTC).strftime("%Y-%m")
-    async with (
-        tool_channel(f"{host}:{settings.reporting_grpc}", key=key) as rch,
-        tool_channel(f"{host}:{settings.supervision_grpc}", key=key) as sch,
-    ):
-        reporting, supervision = rgrpc.ReportingServiceStub(rch), sgrpc.SupervisionServiceStub(sch)
-        for did in (w.a, w.b):
+    async with tool_channel(f"{host}:{settings.supervision_grpc}", key=key) as sch:
+        supervision = sgrpc.SupervisionServiceStub(sch)
+        for did in (w.a, w.b):  # a ranking in each (a suggestion in each: build_world)
             await supervision.PublishRanking(
                 spb.PublishRankingRequest(district_id=did, period=month)
             )
-            title = "乙区机密 suggestion" if did == w.b else "a suggestion"
-            r = await reporting.RecordSuggestion(
-                rpb.RecordSuggestionRequest(district_id=did, title=title)
-            )
-            w.suggestions[did] = r.suggestion_id
-            for _ in range(200):  # until reporting has recorded it
-                try:
-                    await reporting.GetCaseTimeline(
-                        rpb.GetCaseTimelineRequest(district_id=did, case_id=r.suggestion_id)
-                    )
-                    break
-                except grpc.aio.AioRpcError:
-                    await asyncio.sleep(0.3)
-    w.secrets.append("乙区机密 suggestion")
     yield w
 
 
