@@ -130,7 +130,7 @@ async def test_misrouted_case_is_objected_and_rerouted(
         ),
         grpc.StatusCode.PERMISSION_DENIED,
     )
-    assert detail.startswith("actor.unit_id")
+    assert detail.startswith("ctx.actor.unit_id")
     after = await case.stub.ObjectRemit(
         apb.ObjectRemitRequest(
             ctx=case.ctx(unit_actor(first.unit_id)), reason="housing matter, not ours"
@@ -278,7 +278,7 @@ async def test_illegal_steps_name_the_state_and_the_rule(
         case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=case.ctx(expected_version=1))),
         grpc.StatusCode.ABORTED,
     )
-    assert detail.startswith("expected_version")
+    assert detail.startswith("ctx.expected_version")
     missing = apb.CommandContext(district_id=case.district_id, case_id="nope", actor=OFFICE)
     await refused(
         case.stub.AcceptCase(apb.AcceptCaseRequest(ctx=missing)), grpc.StatusCode.NOT_FOUND

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import Any
 
@@ -27,9 +27,16 @@ from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE
 from xinfang.core.batch import CaseBlocked
-from xinfang.core.codec import new_event, payload_name, to_timestamp
+from xinfang.core.codec import new_event, payload_name, request_time, to_timestamp
 from xinfang.core.directory import Directory
-from xinfang.core.errors import Conflict, InvalidArgument, NotFound
+from xinfang.core.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    XinfangError,
+    field_of,
+    renamed,
+)
 from xinfang.core.grpc_server import rpc
 from xinfang.core.logging import get_logger
 from xinfang.core.mongo import TRANSIENT_ERRORS, Position
@@ -338,9 +345,16 @@ class Assignment:
                     "decision": _DECISION_NAMES[r.decision],
                 }
             )
-        updated = await self.directory.put(
-            {**raw["doc"], "routing": rows}, expected_version=int(raw["version"])
-        )
+        try:
+            updated = await self.directory.put(
+                {**raw["doc"], "routing": rows}, expected_version=int(raw["version"])
+            )
+        except InvalidArgument as e:  # the district's ``routing`` is the request's ``rules``
+            if e.field.startswith("routing"):
+                raise InvalidArgument(
+                    "rules" + e.field[len("routing") :], e.message.split(": ", 1)[1]
+                ) from e
+            raise
         return updated.version
 
     async def get_rules(self, district_id: str) -> pb.RoutingTable:
@@ -390,6 +404,25 @@ def to_view(s: lc.CaseState) -> pb.CaseView:
     )
 
 
+# a time a caller reports (a visit out) is after this and not in the future
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_CLOCK_SKEW = timedelta(minutes=10)
+_CTX_FIELDS = frozenset(pb.CommandContext.DESCRIPTOR.fields_by_name)
+
+
+def _named_in_request(e: XinfangError) -> XinfangError:
+    """A command's refusal, naming the field where the request holds it: the
+    lifecycle names the case's fields bare (``actor.unit_id``,
+    ``expected_version``), the request holds them in ``ctx``; a refusal of
+    the step in the case's state (``FailedPrecondition``) is about the case."""
+    field = field_of(e.message)
+    if field is None:
+        return renamed(e, f"ctx.case_id: {e.message}")
+    if field.split(".")[0] in _CTX_FIELDS:
+        return renamed(e, f"ctx.{e.message}")
+    return e
+
+
 def _check_ctx(c: pb.CommandContext) -> None:
     if not c.district_id:
         raise InvalidArgument("ctx.district_id", "is required")
@@ -407,7 +440,10 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
     async def _run(self, c: pb.CommandContext, cmd: lc.Command) -> pb.CaseView:
         _check_ctx(c)
-        state = await self.a.execute(c.district_id, c.case_id, cmd, c.actor, c.expected_version)
+        try:
+            state = await self.a.execute(c.district_id, c.case_id, cmd, c.actor, c.expected_version)
+        except XinfangError as e:
+            raise _named_in_request(e) from e
         return to_view(state)
 
     @rpc(SERVICE, OFFICE)
@@ -477,7 +513,9 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     ) -> pb.CaseView:
         if not request.HasField("visited_at"):
             raise InvalidArgument("visited_at", "is required")
-        when = request.visited_at.ToDatetime(tzinfo=UTC)
+        when = request_time(request.visited_at, "visited_at")
+        if not _EARLIEST <= when <= datetime.now(UTC) + _CLOCK_SKEW:
+            raise InvalidArgument("visited_at", "must be after 2000-01-01 and not in the future")
         return await self._run(request.ctx, lc.RecordVisitOut(request.leader_id, when))
 
     @rpc(SERVICE)

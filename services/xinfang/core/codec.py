@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.errors import InvalidArgument
 
 __all__ = [
     "DecodeFailed",
@@ -25,6 +26,7 @@ __all__ = [
     "new_id",
     "payload_field",
     "payload_name",
+    "request_time",
     "to_timestamp",
 ]
 
@@ -51,6 +53,19 @@ def to_timestamp(dt: datetime) -> Timestamp:
 
 
 def from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+# the range a Timestamp may hold (its own definition), which is datetime's too
+_TS_MIN, _TS_MAX = -62_135_596_800, 253_402_300_799
+
+
+def request_time(ts: Timestamp, field: str) -> datetime:
+    """A time a caller sent, or ``InvalidArgument`` naming its field: a
+    Timestamp outside 0001-01-01..9999-12-31 or with nanos outside 0..1e9-1
+    does not convert (left to ``ToDatetime``, it raised and came back UNKNOWN)."""
+    if not (_TS_MIN <= ts.seconds <= _TS_MAX and 0 <= ts.nanos < 1_000_000_000):
+        raise InvalidArgument(field, "not a valid time (0001-01-01 to 9999-12-31 UTC)")
     return ts.ToDatetime(tzinfo=UTC)
 
 

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     supervision_metrics: int = 9163
     reporting_grpc: int = 50064
     reporting_metrics: int = 9164
+    # the largest request message each gRPC server takes, in bytes; a larger
+    # one is refused by gRPC itself with RESOURCE_EXHAUSTED before any
+    # handler runs. Sized from the largest valid request: a petition (content
+    # at most 20,000 characters, 3 bytes each in UTF-8), a district's routing
+    # table (thousands of rows), a city view's list of districts.
+    intake_grpc_max_receive_bytes: int = Field(default=256 * 1024, ge=4096, le=64 << 20)
+    assignment_grpc_max_receive_bytes: int = Field(default=1 << 20, ge=4096, le=64 << 20)
+    supervision_grpc_max_receive_bytes: int = Field(default=64 * 1024, ge=4096, le=64 << 20)
+    reporting_grpc_max_receive_bytes: int = Field(default=64 * 1024, ge=4096, le=64 << 20)
     # where servers listen (0.0.0.0 in a container) and, by default, where the
     # CLI and other services dial
     grpc_host: str = "127.0.0.1"
@@ -235,6 +244,9 @@ class Settings(BaseSettings):
     def ports(self, service: str) -> tuple[int, int]:
         """(gRPC port, metrics port) of a service."""
         return int(getattr(self, f"{service}_grpc")), int(getattr(self, f"{service}_metrics"))
+
+    def grpc_max_receive_bytes(self, service: str) -> int:
+        return int(getattr(self, f"{service}_grpc_max_receive_bytes"))
 
     def db_name(self, service: str) -> str:
         return f"{self.mongo_db_prefix}_{service}"

@@ -9,11 +9,21 @@
      └── Conflict            lost an optimistic-version race -> ABORTED
 
 Domain code raises these without importing grpc; the gRPC layer maps them.
+
+Every refusal names what it refuses: its message starts with ``<field>: ``,
+where ``<field>`` is the path of a field of the request (``ctx.actor.role``,
+``rules[2].unit_id``), ``authorization`` (the bearer token) or ``request``
+(the message as a whole, e.g. bytes that do not decode). ``field_of`` reads
+it back; the fuzzer (``tests/fuzz``) holds every server to it.
 """
 
 from __future__ import annotations
 
+import copy
+import re
+
 __all__ = [
+    "FIELD_RE",
     "Conflict",
     "FailedPrecondition",
     "InvalidArgument",
@@ -21,7 +31,18 @@ __all__ = [
     "PermissionDenied",
     "Unauthenticated",
     "XinfangError",
+    "field_of",
+    "renamed",
 ]
+
+# a field path: names joined by dots, each perhaps indexed (rules[2].unit_id)
+FIELD_RE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])?)*): ")
+
+
+def field_of(message: str) -> str | None:
+    """The field a refusal names, or None when it names none."""
+    m = FIELD_RE.match(message)
+    return m.group(1) if m else None
 
 
 class XinfangError(Exception):
@@ -60,3 +81,12 @@ class Unauthenticated(XinfangError):
 
 class Conflict(XinfangError):
     code_name = "ABORTED"
+
+
+def renamed(e: XinfangError, message: str) -> XinfangError:
+    """The same refusal with another message (a field named from where the
+    request holds it, e.g. ``actor.role`` -> ``ctx.actor.role``)."""
+    out = copy.copy(e)
+    out.message = message
+    out.args = (message,)
+    return out

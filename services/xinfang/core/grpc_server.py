@@ -6,6 +6,12 @@ never see INTERNAL for a request they could have got right. A store that is
 briefly away (``core.mongo.TRANSIENT_ERRORS``) is ``UNAVAILABLE``: the
 request did nothing it cannot redo, and the caller may retry it as it is
 (intake's registration is idempotent by request id).
+
+Two refusals come before any handler: a message larger than the server's
+``max_receive_bytes`` is refused by gRPC itself (RESOURCE_EXHAUSTED), and
+bytes that do not decode as the method's request message (invalid UTF-8 in a
+string, a truncated field) are refused with INVALID_ARGUMENT naming
+``request`` (``_DecodeRequests``): left to gRPC, they came back UNKNOWN.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def rpc(
                 return await fn(self, request, context)
             except XinfangError as e:
                 code = e.code_name
-                await context.abort(getattr(grpc.StatusCode, e.code_name), e.message)
+                await context.abort(getattr(grpc.StatusCode, e.code_name), _capped(e.message))
                 raise  # unreachable: abort raises
             except grpc.aio.AbortError:
                 raise
@@ -76,10 +82,59 @@ def rpc(
     return deco
 
 
+# A refusal quoting what the caller sent (an unknown id) quotes at most this
+# much of it: the message travels as a trailer, percent-encoded (9 bytes per
+# CJK character), and a client drops trailers over 16 KiB, refusal and all,
+# with RESOURCE_EXHAUSTED; a 60,000-character id did just that.
+MAX_DETAILS_CHARS = 500
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_DETAILS_CHARS:
+        return message
+    return f"{message[: MAX_DETAILS_CHARS - 30]}… ({len(message)} characters in all)"
+
+
+class _DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Decodes each unary request inside the handler, so undecodable bytes
+    get a clear INVALID_ARGUMENT instead of gRPC's UNKNOWN."""
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        decode, inner, method = handler.request_deserializer, handler.unary_unary, details.method
+
+        async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = decode(raw)
+            except Exception as e:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request: not a valid request message for {method} ({type(e).__name__})",
+                )
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+
 class GrpcServer:
-    def __init__(self, host: str, port: int, auth: Authenticator) -> None:
+    def __init__(
+        self, host: str, port: int, auth: Authenticator, max_receive_bytes: int = 4 << 20
+    ) -> None:
         self.auth = auth
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.max_receive_bytes = max_receive_bytes
+        self.server = grpc.aio.server(
+            interceptors=[_DecodeRequests()],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", max_receive_bytes),
+            ],
+        )
         self.address = f"{host}:{port}"
         self.health = health.aio.HealthServicer()
         self._names: list[str] = []

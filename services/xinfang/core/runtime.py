@@ -140,7 +140,10 @@ class Runtime:
     async def start(self) -> None:
         # grpc.aio binds to the loop it is created in: create it here, not in __init__
         self._grpc = GrpcServer(
-            self.settings.grpc_host, self.grpc_port, Authenticator.from_settings(self.settings)
+            self.settings.grpc_host,
+            self.grpc_port,
+            Authenticator.from_settings(self.settings),
+            max_receive_bytes=self.settings.grpc_max_receive_bytes(self.service),
         )
         self.mongo = connect(self.settings.mongo_uri, f"xinfang-{self.service}")
         await self.mongo.admin.command("ping")

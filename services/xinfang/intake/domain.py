@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.codec import request_time
 from xinfang.core.crypto import Identity
 from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument
@@ -132,7 +133,7 @@ def validate(req: pb.RegisterPetitionRequest, district: District, now: datetime)
         raise InvalidArgument("representatives", "more representatives than people")
     if not req.HasField("received_at"):
         raise InvalidArgument("received_at", "is required")
-    received = req.received_at.ToDatetime(tzinfo=UTC)
+    received = request_time(req.received_at, "received_at")
     if received < _EARLIEST or received > now + _CLOCK_SKEW:
         raise InvalidArgument("received_at", "must be after 2000-01-01 and not in the future")
     if req.source not in ev.Source.values() or req.source == ev.SOURCE_UNSPECIFIED:

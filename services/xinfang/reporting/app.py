@@ -28,10 +28,17 @@ from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import OFFICE, tool_channel
 from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import encode_event, new_event, new_id, payload_name, to_timestamp
+from xinfang.core.codec import (
+    encode_event,
+    new_event,
+    new_id,
+    payload_name,
+    request_time,
+    to_timestamp,
+)
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
-from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound, renamed
 from xinfang.core.grpc_server import rpc
 from xinfang.core.mongo import TRANSIENT_ERRORS, Collection, Doc, Position
 from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
@@ -246,13 +253,14 @@ class Reporting:
             value = getattr(req, name)
             if value:
                 flt[name] = value
-        received: dict[str, Any] = {}
+        # the district's collection also holds its suggestions (``sug-…``),
+        # which are not cases and have no time received
+        received: dict[str, Any] = {"$exists": True}
         if req.HasField("received_from"):
-            received["$gte"] = req.received_from.ToDatetime(tzinfo=UTC)
+            received["$gte"] = request_time(req.received_from, "received_from")
         if req.HasField("received_to"):
-            received["$lt"] = req.received_to.ToDatetime(tzinfo=UTC)
-        # a suggestion's document has no received_at: it is not a case
-        flt["received_at"] = received or {"$exists": True}
+            received["$lt"] = request_time(req.received_to, "received_to")
+        flt["received_at"] = received
         if req.page_token:  # stable paging: resume after the last (received_at, _id)
             try:
                 after_at, after_id = json.loads(base64.urlsafe_b64decode(req.page_token))
@@ -310,8 +318,11 @@ class Reporting:
             raise InvalidArgument("district_ids", "name the districts of the view")
         period = _period(period)
         out = pb.CitySummary(period=period)
-        for did in district_ids:
-            await self._district(did)
+        for i, did in enumerate(district_ids):
+            try:
+                await self._district(did)
+            except (InvalidArgument, NotFound) as e:  # named where the request holds it
+                raise renamed(e, f"district_ids[{i}]: {e.message.split(': ', 1)[-1]}") from e
             f = await self.figures(did, period) or PeriodFigures(period=period)
             out.districts.append(pb.DistrictFigures(district_id=did, figures=to_pb_figures(f)))
         return out
@@ -341,7 +352,9 @@ class Reporting:
         if doc is None or not req.suggestion_id.startswith("sug-"):
             raise NotFound(f"suggestion_id: no suggestion {req.suggestion_id!r}")
         if doc.get("status") == "adopted":
-            raise FailedPrecondition(f"suggestion {req.suggestion_id} is already adopted")
+            raise FailedPrecondition(
+                f"suggestion_id: suggestion {req.suggestion_id} is already adopted"
+            )
         await self._publish(
             new_event(
                 case_id=req.suggestion_id,
