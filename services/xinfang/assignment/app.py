@@ -316,6 +316,24 @@ class Assignment:
         )
         if req.dry_run:
             found = await self.store.find(c.district_id, c.case_id)
+        else:
+            found = await self.store.load_for_change(c.district_id, c.case_id)
+        if found is not None:
+            first = await self.store.first_record(c.case_id)
+            if first is None or first_event(first).entry != ev.ENTRY_HISTORY:
+                raise FailedPrecondition(
+                    f"case {c.case_id} was registered to be handled here, not with a history "
+                    "(register it with history_source)"
+                )
+            if found.version > 1:
+                second = await self.store.record(c.case_id, 2)
+                if second is not None and second.get("input") == marker:
+                    return pb.ImportHistoryResponse(case=to_view(found), imported_before=True)
+                raise FailedPrecondition(
+                    f"case {c.case_id} has steps recorded already; a history is imported "
+                    "into a case that has none"
+                )
+        if req.dry_run:
             if found is None and req.HasField("registration"):
                 found = lc.from_registration(
                     ev.CaseEvent(
@@ -328,21 +346,8 @@ class Assignment:
             state = found or await self.store.load(c.district_id, c.case_id)
             _events, after = lc.history(state, steps, ctx)
             return pb.ImportHistoryResponse(case=to_view(after), applied=False)
-        state = await self.store.load_for_change(c.district_id, c.case_id)
-        first = await self.store.first_record(c.case_id)
-        if first is None or first_event(first).entry != ev.ENTRY_HISTORY:
-            raise FailedPrecondition(
-                f"case {c.case_id} was registered to be handled here, not with a history "
-                "(register it with history_source)"
-            )
-        if state.version > 1:
-            second = await self.store.record(c.case_id, 2)
-            if second is not None and second.get("input") == marker:
-                return pb.ImportHistoryResponse(case=to_view(state), applied=False)
-            raise FailedPrecondition(
-                f"case {c.case_id} has steps recorded already; a history is imported "
-                "into a case that has none"
-            )
+        assert found is not None  # load_for_change raised NotFound otherwise
+        state = found
 
         def make(st: lc.CaseState, step: int, payload: Message, cx: lc.Ctx) -> ev.CaseEvent:
             version = st.version + step

@@ -923,8 +923,11 @@ class ImportHistoryResponse(_message.Message):
 
     CASE_FIELD_NUMBER: _builtins.int
     APPLIED_FIELD_NUMBER: _builtins.int
+    IMPORTED_BEFORE_FIELD_NUMBER: _builtins.int
     applied: _builtins.bool
-    """false: this history was imported before (nothing changed) or a dry run"""
+    """recorded now (false for a dry run or a history imported before)"""
+    imported_before: _builtins.bool
+    """this very history was imported before: nothing changed"""
     @_builtins.property
     def case(self) -> Global___CaseView: ...
     def __init__(
@@ -932,10 +935,11 @@ class ImportHistoryResponse(_message.Message):
         *,
         case: Global___CaseView | None = ...,
         applied: _builtins.bool = ...,
+        imported_before: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case", "imported_before", b"imported_before"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
