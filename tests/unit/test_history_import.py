@@ -24,6 +24,7 @@ from xinfang.core.errors import FailedPrecondition, InvalidArgument
 from xinfang.intake import history
 from xinfang.reporting.projections import backlog_between, figures_from, period_section
 from xinfang.sample.generator import sample_district
+from xinfang.supervision.consumer import HISTORY_SETTLE
 
 DOC = sample_district(7, "d1")
 OFFICE = ev.Actor(user_id="clerk-1", role="office")
@@ -194,3 +195,30 @@ def test_a_line_that_cannot_be_read_is_that_case_s_error(change: Any, reason: st
     first, second = history.parse_histories(text_of(lines), district_id=None)
     assert first.error is None
     assert second.error is not None and reason in second.error, second.error
+
+
+async def test_a_history_registration_s_clocks_wait_for_its_steps() -> None:
+    """Its clocks are long due when it is registered; the scanner leaves them
+    (``_judge_after``) until the steps, which stop them, had time to come."""
+    lines = history_lines(DOC, YEAR, 1, seed=6)
+    w = World(Faults(), parse_district(DOC))
+    intake, assignment, _o, consumers = w.boot()
+    (case,) = history.parse_histories(text_of(lines), district_id=None)
+    assert case.register is not None and case.history is not None
+    await intake.register(case.register)
+    await _consume(w, assignment)
+    await _consume_batches(w, consumers)
+    clocks = w.stores["supervision"].inner
+    cid = case.history.ctx.case_id
+    held = await clocks.get("clocks", f"{cid}:register_and_route")
+    assert held is not None and held["open"]
+    assert held["_judge_after"] - held["_written_at"] == HISTORY_SETTLE
+    req = apb.ImportHistoryRequest()
+    req.CopyFrom(case.history)
+    req.ctx.actor.CopyFrom(OFFICE)
+    await assignment.import_history(req)
+    await _consume(w, assignment)
+    await _consume_batches(w, consumers)
+    for kind in ("register_and_route", "written_notice"):
+        done = await clocks.get("clocks", f"{cid}:{kind}")
+        assert done is not None and not done["open"] and "_judge_after" not in done
