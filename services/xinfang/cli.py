@@ -50,7 +50,7 @@ from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
-from xinfang.intake import bulk
+from xinfang.intake import bulk, history
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.rebuild import ServiceRunning, rebuild
@@ -463,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--format", choices=["docx", "markdown", "json"], default="docx")
     rp.add_argument("--lang", choices=["zh", "en"], default="zh")
     rp.add_argument("-o", "--output", help="file to write (default: the suggested name)")
-    im = sub.add_parser("import", help="register a batch of petitions from CSV or JSON lines")
+    im = sub.add_parser(
+        "import",
+        help="register a batch of petitions from CSV or JSON lines, or import whole case "
+        "histories (JSON lines with registration and steps) from the system used before",
+    )
     im.add_argument("file")
     im.add_argument("--district", help="district of rows that do not name one")
     im.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
@@ -524,6 +528,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.cmd == "report":
         return _report(settings, a)
     if a.cmd == "import":
+        if history.is_history_file(a.file, a.format):
+            return history.run_import(
+                a.file,
+                intake_target=f"{settings.grpc_host}:{settings.intake_grpc}",
+                assignment_target=f"{settings.grpc_host}:{settings.assignment_grpc}",
+                district_id=a.district,
+                concurrency=a.concurrency,
+                rejects=a.rejects,
+                lang=a.lang,
+            )
         return bulk.run_import(
             a.file,
             target=f"{settings.grpc_host}:{settings.intake_grpc}",

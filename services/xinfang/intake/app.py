@@ -85,6 +85,10 @@ class Intake:
             await self.store.write(MATTERS, [(matter_id, upd)])
         kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
         event = self._event(case_id, reg, ref, kind, previous_case_id, seq - 1)
+        if source := req.history_source.strip():
+            # its steps follow from the system used before (assignment.ImportHistory)
+            event.entry = ev.ENTRY_HISTORY
+            event.late_reason = f"history: {source}"
         sealed = self.vault.seal(district_id, case_id, reg.identity)
         doc = {
             "_id": case_id,

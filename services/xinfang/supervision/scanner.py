@@ -90,6 +90,8 @@ class Scanner(Documents):
         written = c.get("_written_at")
         if written is not None and now - written < SETTLE:
             return None
+        if (hold := c.get("_judge_after")) is not None and now < hold:
+            return None  # a history's registration: its steps are on their way
         kind = c["kind"]
         events: list[ev.CaseEvent] = []
         fields: dict[str, Any] = {}
