@@ -36,8 +36,10 @@ from google.protobuf.message import Message
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
+from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.auth import tool_channel
 from xinfang.core.calendar import SHANGHAI
+from xinfang.core.codec import to_timestamp
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
@@ -45,7 +47,7 @@ from xinfang.intake import bulk
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
 from xinfang.sample.generator import petitions, sample_district
-from xinfang.sample.office import CasePlan, Step, plan_office
+from xinfang.sample.office import OFFICE, CasePlan, Step, plan_office
 
 __all__ = ["TEXT", "request_for", "run", "span"]
 
@@ -53,6 +55,13 @@ __all__ = ["TEXT", "request_for", "run", "span"]
 YEARLY_CHANGE = -0.1
 CONCURRENCY = 24
 CONSUMERS = ("assignment", "supervision", "reporting")
+# The sample district's story: it moved onto xinfang today. What happened
+# until CUTOVER_DAYS ago comes with each case's history from its earlier
+# ledger; the steps since were kept on paper and are entered late (补录),
+# inside the district's late-entry window.
+CUTOVER_DAYS = 20
+LEDGER = "demo-ledger"
+LATE_REASON = "据纸质台账补录"
 # what a step the case's state does not allow is answered with
 _REFUSED = frozenset(
     {
@@ -68,7 +77,9 @@ TEXT: dict[str, dict[str, str]] = {
         "submitted": "登记 {n} 件（新登记 {created} 件），耗时 {secs:.1f} 秒",
         "reused": "这些信访事项已在库中，沿用已有数据（重新开始：scripts/stack.sh reset）",
         "waiting": "等待各服务处理完毕……",
-        "handled": "模拟办理 {cases} 件：{steps} 个办理步骤（{kinds}），耗时 {secs:.1f} 秒",
+        "imported": "  {cutover} 前的办理经过随案导入（原台账）：{steps} 步（{kinds}）",
+        "live": "  {cutover} 以来的办理逐步补录（注明实际发生时间）：{steps} 步（{kinds}）",
+        "handled": "办理 {cases} 件，耗时 {secs:.1f} 秒",
         "late": "其中 {late} 件办理超期，由督办跟进",
         "caught_up": "各服务处理完毕，耗时 {secs:.1f} 秒",
         "done": "演示数据就绪，共耗时 {secs:.1f} 秒",
@@ -96,7 +107,11 @@ TEXT: dict[str, dict[str, str]] = {
         "reused": "These petitions are in the store already: the data is reused "
         "(to start over: scripts/stack.sh reset)",
         "waiting": "Waiting for the services to catch up...",
-        "handled": "Handled {cases} cases: {steps} steps ({kinds}) in {secs:.1f} s",
+        "imported": "  before {cutover}, imported with each case's history (the earlier "
+        "ledger): {steps} steps ({kinds})",
+        "live": "  since {cutover}, entered late one by one with when they happened: "
+        "{steps} steps ({kinds})",
+        "handled": "Handled {cases} cases in {secs:.1f} s",
         "late": "{late} of them ran late and are supervised",
         "caught_up": "The services caught up in {secs:.1f} s",
         "done": "Demo data ready in {secs:.1f} s",
@@ -144,46 +159,73 @@ def volume(per_year: int, start: date, end: date) -> int:
 @dataclass(frozen=True)
 class _Call:
     rpc: str  # the AssignmentService method
+    field: str  # the step's field in an imported history (``HistoryStep``)
     name: str  # what the step is called in the counts
     request: Message
 
 
-def request_for(step: Step, district_id: str, case_id: str) -> _Call:
-    """The command request a planned step is issued as."""
-    ctx = apb.CommandContext(district_id=district_id, case_id=case_id, actor=step.actor())
+def request_for(step: Step, ctx: apb.CommandContext) -> _Call:
+    """The command request a planned step is issued as, with ``ctx``."""
     c = step.command
     match c:
         case lc.RouteCase():
-            return _Call("RouteCase", "routed", apb.RouteCaseRequest(
+            return _Call("RouteCase", "route", "routed", apb.RouteCaseRequest(
                 ctx=ctx, decision=c.decision, unit_id=c.unit_id, reason=c.reason))  # type: ignore[arg-type]  # fmt: skip
         case lc.SendNotice():
-            return _Call("SendNotice", "notice_sent", apb.SendNoticeRequest(ctx=ctx))
+            return _Call("SendNotice", "notice", "notice_sent", apb.SendNoticeRequest(ctx=ctx))
         case lc.AcceptCase():
-            return _Call("AcceptCase", "accepted", apb.AcceptCaseRequest(ctx=ctx))
+            return _Call("AcceptCase", "accept", "accepted", apb.AcceptCaseRequest(ctx=ctx))
         case lc.ObjectRemit():
-            return _Call(
-                "ObjectRemit", "objected", apb.ObjectRemitRequest(ctx=ctx, reason=c.reason)
-            )
+            return _Call("ObjectRemit", "object_remit", "objected",
+                         apb.ObjectRemitRequest(ctx=ctx, reason=c.reason))  # fmt: skip
         case lc.Escalate():
-            return _Call("Escalate", "escalated", apb.EscalateRequest(ctx=ctx, reason=c.reason))
+            return _Call("Escalate", "escalate", "escalated",
+                         apb.EscalateRequest(ctx=ctx, reason=c.reason))  # fmt: skip
         case lc.ExtendHandling():
-            return _Call("ExtendHandling", "extended", apb.ExtendHandlingRequest(
+            return _Call("ExtendHandling", "extend", "extended", apb.ExtendHandlingRequest(
                 ctx=ctx, days=c.days, approver_id=c.approver_id, reason=c.reason))  # fmt: skip
         case lc.Reply():
-            return _Call("Reply", "replied", apb.ReplyRequest(ctx=ctx, resolved=c.resolved))
+            return _Call(
+                "Reply", "reply", "replied", apb.ReplyRequest(ctx=ctx, resolved=c.resolved)
+            )
         case lc.RateSatisfaction():
-            return _Call("RateSatisfaction", "rated", apb.RateSatisfactionRequest(
+            return _Call("RateSatisfaction", "rate", "rated", apb.RateSatisfactionRequest(
                 ctx=ctx, rating=c.rating))  # type: ignore[arg-type]  # fmt: skip
         case lc.RequestReview():
-            return _Call("RequestReview", "review", apb.RequestReviewRequest(
+            return _Call("RequestReview", "review", "review", apb.RequestReviewRequest(
                 ctx=ctx, rereview=c.rereview))  # fmt: skip
         case lc.DecideReview():
-            return _Call("DecideReview", "review", apb.DecideReviewRequest(
+            return _Call("DecideReview", "decide_review", "review", apb.DecideReviewRequest(
                 ctx=ctx, rereview=c.rereview, upheld=c.upheld))  # fmt: skip
         case lc.ReopenBackflow():
-            return _Call("ReopenBackflow", "backflow", apb.ReopenBackflowRequest(
+            return _Call("ReopenBackflow", "backflow", "backflow", apb.ReopenBackflowRequest(
                 ctx=ctx, reason=c.reason))  # fmt: skip
     raise ValueError(f"the office does not plan {type(c).__name__}")
+
+
+def history_request(
+    plan: CasePlan, steps: Sequence[Step], district_id: str
+) -> tuple[apb.ImportHistoryRequest, Counter[str]]:
+    """The steps a case took before the cutover, as one imported history."""
+    req = apb.ImportHistoryRequest(
+        ctx=apb.CommandContext(
+            district_id=district_id,
+            case_id=plan.case_id,
+            actor=ev.Actor(user_id=OFFICE, role="office"),
+        ),
+        source=source_of(plan),
+    )
+    names: Counter[str] = Counter()
+    for step in steps:
+        call = request_for(step, apb.CommandContext(occurred_at=to_timestamp(step.at)))
+        getattr(req.steps.add(), call.field).CopyFrom(call.request)
+        names[call.name] += 1
+    return req, names
+
+
+def source_of(plan: CasePlan) -> str:
+    """The case's number in the sample district's earlier ledger."""
+    return f"{LEDGER}:{plan.case_id}"
 
 
 # ---- the run ------------------------------------------------------------------------
@@ -191,47 +233,64 @@ def request_for(step: Step, district_id: str, case_id: str) -> _Call:
 
 @dataclass
 class _Handled:
-    steps: Counter[str]
+    imported: Counter[str]  # steps recorded with the imported histories
+    live: Counter[str]  # steps entered one by one, late (补录)
     refused: list[str]
     late: int
 
 
-async def _handle(settings: Settings, district_id: str, plans: Sequence[CasePlan]) -> _Handled:
-    """Every plan's steps, many cases at once, each case's in order. A step
-    the service refuses ends that case's plan (and is counted), it does not
-    end the demo."""
-    steps: Counter[str] = Counter()
-    refused: list[str] = []
+async def _handle(
+    settings: Settings, district_id: str, plans: Sequence[CasePlan], cutover: datetime
+) -> _Handled:
+    """Every plan's steps, many cases at once, each case's in order: what
+    happened before ``cutover`` as the case's imported history (one call),
+    what happened since one command at a time, each with when it happened.
+    A step the service refuses ends that case's plan (and is counted); it
+    does not end the demo."""
+    done = _Handled(Counter(), Counter(), [], sum(p.late for p in plans))
     queue = list(reversed(plans))
     async with tool_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
         stub = agrpc.AssignmentServiceStub(ch)
 
+        async def one(plan: CasePlan) -> None:
+            before = [s for s in plan.steps if s.at < cutover]
+            if before:
+                req, names = history_request(plan, before, district_id)
+                await stub.ImportHistory(req, timeout=30)
+                done.imported.update(names)
+            for step in plan.steps[len(before) :]:
+                ctx = apb.CommandContext(
+                    district_id=district_id,
+                    case_id=plan.case_id,
+                    actor=step.actor(),
+                    occurred_at=to_timestamp(step.at),
+                    late_reason=LATE_REASON,
+                )
+                call = request_for(step, ctx)
+                await getattr(stub, call.rpc)(call.request, timeout=30)
+                done.live[call.name] += 1
+
         async def worker() -> None:
             while queue:
                 plan = queue.pop()
-                todo = plan.steps[1:] if plan.routed_by_table else plan.steps
-                for step in todo:
-                    call = request_for(step, district_id, plan.case_id)
-                    try:
-                        await getattr(stub, call.rpc)(call.request, timeout=30)
-                    except grpc.aio.AioRpcError as e:
-                        if e.code() not in _REFUSED:
-                            raise
-                        refused.append(f"{call.rpc}: {e.details()}")
-                        break
-                    steps[call.name] += 1
+                try:
+                    await one(plan)
+                except grpc.aio.AioRpcError as e:
+                    if e.code() not in _REFUSED:
+                        raise
+                    done.refused.append(f"{plan.case_id}: {e.details()}")
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return _Handled(steps, refused, sum(p.late for p in plans))
+    return done
 
 
 async def _lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, topic: str,
-               partitions: int) -> int:  # fmt: skip
-    """Events on the case-events topic some consumer has not committed yet."""
+               partitions: int, services: Sequence[str]) -> int:  # fmt: skip
+    """Events on the case-events topic the services have not committed yet."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     end = await consumer.end_offsets(tps)
     behind = 0
-    for service in CONSUMERS:
+    for service in services:
         offsets = await admin.list_consumer_group_offsets(f"xinfang-{service}", partitions=tps)
         for tp in tps:
             meta = offsets.get(tp)
@@ -239,7 +298,12 @@ async def _lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, topic: st
     return behind
 
 
-async def wait_caught_up(settings: Settings, timeout_s: float, settle_s: float = 0.0) -> bool:
+async def wait_caught_up(
+    settings: Settings,
+    timeout_s: float,
+    settle_s: float = 0.0,
+    services: Sequence[str] = CONSUMERS,
+) -> bool:
     """Until every consumer has committed every event on the case-events topic
     (and, with ``settle_s``, stayed so that long: the scanner's breaches and
     the routing a registration causes are events too)."""
@@ -251,7 +315,9 @@ async def wait_caught_up(settings: Settings, timeout_s: float, settle_s: float =
     quiet_since: float | None = None
     try:
         while time.monotonic() < deadline:
-            behind = await _lag(admin, consumer, settings.case_events_topic, settings.partitions)
+            behind = await _lag(
+                admin, consumer, settings.case_events_topic, settings.partitions, services
+            )
             if behind == 0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle_s:
@@ -393,6 +459,9 @@ async def run(
     finally:
         await client.close()
     plans = list(plan_office(district, reqs, seed=seed, now=now))
+    for req, plan in zip(reqs, plans, strict=True):
+        # registered from the ledger: assignment leaves the routing to its steps
+        req.history_source = source_of(plan)
 
     t_reg = time.perf_counter()
     # each petitioner's petitions in the order they came, as the plans count them
@@ -411,15 +480,19 @@ async def run(
     deadline = time.monotonic() + timeout_s
     print(t["waiting"], flush=True)
     if new:
-        # the office routes what assignment has recorded: wait until it has
-        if not await wait_caught_up(settings, deadline - time.monotonic()):
+        # a history goes onto the case assignment recorded: wait until it has
+        if not await wait_caught_up(settings, deadline - time.monotonic(), services=CONSUMERS[:1]):
             print("timeout: the services did not catch up", file=sys.stderr)
             return 1
         t_h = time.perf_counter()
-        done = await _handle(settings, did, new)
-        kinds = "、".join(f"{t.get(k, k)} {v}" for k, v in done.steps.most_common())
-        print(t["handled"].format(cases=len(new), steps=sum(done.steps.values()), kinds=kinds,
-                                  secs=time.perf_counter() - t_h))  # fmt: skip
+        cutover = now - timedelta(days=min(CUTOVER_DAYS, district.late_entry_days - 1))
+        done = await _handle(settings, did, new, cutover)
+        sep = "、" if lang == "zh" else ", "
+        for key, steps in (("imported", done.imported), ("live", done.live)):
+            kinds = sep.join(f"{t.get(k, k)} {v}" for k, v in steps.most_common())
+            print(t[key].format(steps=sum(steps.values()), kinds=kinds,
+                                cutover=cutover.astimezone(SHANGHAI).date()))  # fmt: skip
+        print(t["handled"].format(cases=len(new), secs=time.perf_counter() - t_h))
         print(t["late"].format(late=done.late))
         if done.refused:
             print(t["refused"].format(n=len(done.refused), example=done.refused[0]))

@@ -44,7 +44,7 @@ _LATE_NOTICE = 0.03  # the written notice goes out after its 15 days
 _OUT_LITIGATION = 0.08  # of labour and social-security matters: to arbitration (诉访分离)
 _OBJECT = 0.02  # the unit objects to the remit (Art. 23)
 _EXTEND = 0.06  # handling extended (Art. 34), departments' cases
-_LATE = 0.06  # handling runs past its 60 days, departments' cases
+_LATE = 0.08  # handling runs past its 60 days, departments' cases
 _ESCALATE_DEPARTMENT = 0.05  # a department's case goes to a county-level leader
 _RESOLVED = 0.86
 _RATED = 0.8
@@ -85,7 +85,6 @@ class CasePlan:
     received_at: datetime
     steps: tuple[Step, ...]  # taken before ``now``, oldest first
     late: bool  # drawn to run late (its handling, or its notice)
-    routed_by_table: bool  # the first step is the routing table's own decision
 
 
 def repeat_counts(requests: Iterable[ipb.RegisterPetitionRequest]) -> list[int]:
@@ -142,7 +141,7 @@ def plan_case(
     )
     p = _Planner(district, rng, state, now)
     late = p.run()
-    return CasePlan(case_id, received, tuple(p.steps), late, p.by_table)
+    return CasePlan(case_id, received, tuple(p.steps), late)
 
 
 class _Stop(Exception):
@@ -158,7 +157,6 @@ class _Planner:
         self.state = state
         self.now = now
         self.steps: list[Step] = []
-        self.by_table = False
 
     # ---- time ---------------------------------------------------------------
 
@@ -184,8 +182,7 @@ class _Planner:
         if at >= self.now:
             raise _Stop
         unit = self.state.unit_id if role == "unit" else ""
-        ctx = lc.Ctx(district=self.d, now=at, role=role, unit_id=unit)
-        payloads = lc.decide(self.state, cmd, ctx)
+        payloads = lc.decide(self.state, cmd, self.ctx(at, role, unit))
         v = self.state.version
         events = [
             new_event(
@@ -200,6 +197,11 @@ class _Planner:
         ]
         self.state = reduce(lc.apply, events, self.state)
         self.steps.append(Step(at, cmd, role, unit))
+
+    def ctx(self, at: datetime, role: str, unit_id: str) -> lc.Ctx:
+        """The context the service judges the step in: entered now, as of ``at``."""
+        return lc.Ctx(district=self.d, now=self.now, role=role, unit_id=unit_id,
+                      occurred_at=at, entry=ev.ENTRY_HISTORY)  # fmt: skip
 
     def run(self) -> bool:
         """Plan the case; True if it was drawn to run late."""
@@ -243,7 +245,6 @@ class _Planner:
             cmd = lc.RouteCase(ev.ROUTING_DECISION_OUT_LITIGATION, "u-court", _TO_COURT)
         else:
             cmd = lc.RouteCase(DECISIONS[row.decision], row.unit_id, "")
-            self.by_table = True
         self.take(at, cmd)
         return True
 
@@ -252,9 +253,10 @@ class _Planner:
         table names the next unit. Planned only when there is one."""
         objection = lc.ObjectRemit("不属于本单位职责范围")
         at = self.after(self.last(), self.rng.uniform(0.5, 2))
-        ctx = lc.Ctx(district=self.d, now=at, role="unit", unit_id=self.state.unit_id)
+        if at >= self.now:
+            raise _Stop
         try:
-            payloads = lc.decide(self.state, objection, ctx)
+            payloads = lc.decide(self.state, objection, self.ctx(at, "unit", self.state.unit_id))
         except FailedPrecondition:
             return  # the window closed (a late notice came first)
         if any(isinstance(p, ev.CaseRouted) for p in payloads):
@@ -274,7 +276,7 @@ class _Planner:
                 self.take(self.after(self.last(), r.uniform(3, 20)), lc.Escalate("部门协调未果"))
                 return self.on_tier(due, late=False)
             if late:  # the unit lets it run past its 60 days: supervision follows
-                self.take(self.after(accepted, r.uniform(62, 100)), self.reply(), "unit")
+                self.take(self.after(accepted, r.uniform(62, 120)), self.reply(), "unit")
                 return True
             if r.random() < _EXTEND:
                 ext = self.after(accepted, r.uniform(40, 55))
