@@ -417,9 +417,10 @@ async def _load_district(settings: Settings, doc: dict[str, Any]) -> None:
         await client.close()
 
 
-async def _write_report(settings: Settings, district_id: str, period: str, lang: str) -> None:
-    """The district's report for the period, as .docx and Markdown, in out/."""
-    out_dir = Path("out")
+async def _write_report(
+    settings: Settings, district_id: str, period: str, lang: str, out_dir: Path
+) -> None:
+    """The district's report for the period, as .docx and Markdown, in ``out_dir``."""
     await asyncio.to_thread(out_dir.mkdir, exist_ok=True)
     async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         stub = rgrpc.ReportingServiceStub(ch)
@@ -440,11 +441,14 @@ async def run(
     lang: str,
     timeout_s: float,
     render_summary: Callable[..., str],
+    *,
+    district_id: str = "demo-district",
+    out_dir: Path = Path("out"),
 ) -> int:
     """The demo; ``render_summary`` is the CLI's summary (``xinfang summary``)."""
     t = TEXT[lang]
     t0 = time.perf_counter()
-    district_doc = sample_district(seed)
+    district_doc = sample_district(seed, district_id)
     did = district_doc["district_id"]
     await _load_district(settings, district_doc)
     now = datetime.now(UTC)
@@ -518,5 +522,5 @@ async def run(
     print("  " + t["notice"].format(**_clock_figures(settings, did, "written_notice")))
     for line in _comparison(rep, lang):
         print(line)
-    await _write_report(settings, did, period, lang)
+    await _write_report(settings, did, period, lang, out_dir)
     return 0
