@@ -80,7 +80,7 @@ TEXT: dict[str, dict[str, str]] = {
         "imported": "  {cutover} 前的办理经过随案导入（原台账）：{steps} 步（{kinds}）",
         "live": "  {cutover} 以来的办理逐步补录（注明实际发生时间）：{steps} 步（{kinds}）",
         "handled": "办理 {cases} 件，耗时 {secs:.1f} 秒",
-        "late": "其中 {late} 件办理超期，由督办跟进",
+        "late": "其中 {late} 件按计划逾期（书面告知或答复晚于时限）；仍在办的超期事项由督办跟进",
         "caught_up": "各服务处理完毕，耗时 {secs:.1f} 秒",
         "done": "演示数据就绪，共耗时 {secs:.1f} 秒",
         "refused": "{n} 个步骤被拒绝（示例：{example}）",
@@ -112,7 +112,8 @@ TEXT: dict[str, dict[str, str]] = {
         "live": "  since {cutover}, entered late one by one with when they happened: "
         "{steps} steps ({kinds})",
         "handled": "Handled {cases} cases in {secs:.1f} s",
-        "late": "{late} of them ran late and are supervised",
+        "late": "{late} of them were drawn to run late (notice or reply after its time); "
+        "those still open are supervised",
         "caught_up": "The services caught up in {secs:.1f} s",
         "done": "Demo data ready in {secs:.1f} s",
         "refused": "{n} steps were refused (e.g. {example})",
@@ -419,9 +420,10 @@ async def _load_district(settings: Settings, doc: dict[str, Any]) -> None:
 
 async def _write_report(
     settings: Settings, district_id: str, period: str, lang: str, out_dir: Path
-) -> None:
+) -> list[Path]:
     """The district's report for the period, as .docx and Markdown, in ``out_dir``."""
     await asyncio.to_thread(out_dir.mkdir, exist_ok=True)
+    paths: list[Path] = []
     async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
         stub = rgrpc.ReportingServiceStub(ch)
         for fmt in ("docx", "markdown"):
@@ -431,7 +433,8 @@ async def _write_report(
                 timeout=120,
             )  # fmt: skip
             await asyncio.to_thread((out_dir / r.filename).write_bytes, r.content)
-            print(TEXT[lang]["report"].format(path=out_dir / r.filename))
+            paths.append(out_dir / r.filename)
+    return paths
 
 
 async def run(
@@ -509,9 +512,13 @@ async def run(
         print("timeout: the services did not catch up", file=sys.stderr)
         return 1
     print(t["caught_up"].format(secs=time.perf_counter() - t_w))
-    await fresh_clocks(settings, did, time.time(), 15)
     period = str(end.year)
-    summary, rep = await _figures(settings, did, period)
+    # the figures, the report and a scrape of the clocks as they are now, side by side
+    _, (summary, rep), paths = await asyncio.gather(
+        fresh_clocks(settings, did, time.time(), 15),
+        _figures(settings, did, period),
+        _write_report(settings, did, period, lang, out_dir),
+    )
     print(t["done"].format(secs=time.perf_counter() - t0))
     print()
     print(
@@ -522,5 +529,6 @@ async def run(
     print("  " + t["notice"].format(**_clock_figures(settings, did, "written_notice")))
     for line in _comparison(rep, lang):
         print(line)
-    await _write_report(settings, did, period, lang, out_dir)
+    for path in paths:
+        print(t["report"].format(path=path))
     return 0
