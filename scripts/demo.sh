@@ -21,7 +21,9 @@ if ((keep == 0)); then
 fi
 dev_keys
 "$root/scripts/services.sh" up
+up_at=$SECONDS
 "$XINFANG_VENV/bin/xinfang" demo "${args[@]}"
+log "demo: $((SECONDS - up_at)) s after the stack and the services were up"
 if ((keep == 1)); then
   log "still running: scripts/services.sh down && scripts/stack.sh down to stop"
   log "Prometheus: $XINFANG_PROMETHEUS_URL  logs: $XINFANG_LOGS"

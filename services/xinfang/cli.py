@@ -28,14 +28,12 @@ import argparse
 import asyncio
 import json
 import logging
-import random
 import sys
 import time
 import urllib.parse
 import urllib.request
-from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +44,21 @@ from tqdm import tqdm
 
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.assignment.v1 import assignment_pb2_grpc as agrpc
-from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core import deadletters as dlq
 from xinfang.core.auth import ROLES, Authenticator, Caller, tool_channel
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.config import Settings
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import connect
-from xinfang.intake import bulk
-from xinfang.intake.domain import case_id_for
+from xinfang.intake import bulk, history
 from xinfang.intake.keys import reseal
 from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.intake.v1 import intake_pb2_grpc as igrpc
 from xinfang.reporting.rebuild import ServiceRunning, rebuild
 from xinfang.reporting.v1 import reporting_pb2 as rpb
 from xinfang.reporting.v1 import reporting_pb2_grpc as rgrpc
-from xinfang.sample.generator import petitions, sample_district
+from xinfang.sample.demo import run as run_demo
+from xinfang.sample.generator import sample_district
 from xinfang.supervision.v1 import supervision_pb2 as spb
 from xinfang.supervision.v1 import supervision_pb2_grpc as sgrpc
 
@@ -82,12 +79,6 @@ TEXT: dict[str, dict[str, str]] = {
         "clocks": "登记转送时限（15日）：在办 {open} 件，已办结 {done} 件，"
         "其中按期 {ontime} 件，超期未办 {overdue} 件",
         "pieces": "件",
-        "submitted": "提交 {n} 件信访事项（新登记 {created} 件），耗时 {secs:.1f} 秒",
-        "waiting": "等待各服务处理完毕……",
-        "done": "全部处理完毕，共耗时 {secs:.1f} 秒",
-        "report": "报告已生成：{path}",
-        "handled": "模拟办理 {n} 件新登记事项（受理、延期、逐级化解、答复、评价……），"
-        "答复 {replies} 件",
         "letter": "来信", "visit": "来访", "online": "网上信访", "phone": "来电", "fax": "传真",
         "accept": "受理", "forward": "转送", "decline": "不予受理",
         "out_litigation": "导入诉讼仲裁", "out_discipline": "转纪检监察",
@@ -105,12 +96,6 @@ TEXT: dict[str, dict[str, str]] = {
         "clocks": "Register-and-route clock (15 d): open {open}, completed {done} "
         "({ontime} on time), overdue {overdue}",
         "pieces": "",
-        "submitted": "Submitted {n} petitions ({created} newly registered) in {secs:.1f} s",
-        "waiting": "Waiting for the services to catch up...",
-        "done": "All processed in {secs:.1f} s",
-        "report": "Report written: {path}",
-        "handled": "Handled {n} new cases as an office would (accept, extend, escalate, reply, "
-        "rate...): {replies} replies",
         "letter": "letter", "visit": "visit", "online": "online", "phone": "phone", "fax": "fax",
         "accept": "accepted", "forward": "forwarded", "decline": "declined",
         "out_litigation": "to courts/arbitration", "out_discipline": "to discipline inspection",
@@ -226,166 +211,12 @@ def render_summary(
     return "\n".join(out)
 
 
-def _clock_figures(settings: Settings, district_id: str) -> dict[str, float]:
-    base = settings.prometheus_url
-    sel = f'{{district="{district_id}",clock="register_and_route"}}'
-    figs = {}
-    for key, metric in (
-        ("open", "xinfang_clocks_open"),
-        ("done", "xinfang_clocks_completed"),
-        ("ontime", "xinfang_clocks_completed_on_time"),
-        ("overdue", "xinfang_clocks_overdue"),
-    ):
-        figs[key] = prometheus_query(base, f"max({metric}{sel})").get("", 0.0)
-    return figs
-
-
 async def _reevaluate(settings: Settings, district_id: str) -> spb.ReevaluateClocksResponse:
     async with tool_channel(f"{settings.grpc_host}:{settings.supervision_grpc}") as ch:
         r: spb.ReevaluateClocksResponse = await sgrpc.SupervisionServiceStub(ch).ReevaluateClocks(
             spb.ReevaluateClocksRequest(district_id=district_id), timeout=600
         )
         return r
-
-
-async def _period_report(target: str, district_id: str, period: str) -> rpb.PeriodReport:
-    async with tool_channel(target) as channel:
-        r: rpb.PeriodReport = await rgrpc.ReportingServiceStub(channel).GetPeriodReport(
-            rpb.GetPeriodReportRequest(district_id=district_id, period=period), timeout=10
-        )
-        return r
-
-
-async def simulate_handling(
-    settings: Settings, district_id: str, case_ids: Sequence[str], seed: int
-) -> Counter[str]:
-    """What an office does with the registered cases, drawn from a seed: most
-    are accepted by their unit and answered, some extended, escalated,
-    rated, reviewed, or come back. Every step is a real command."""
-    rng = random.Random(seed)
-    done: Counter[str] = Counter()
-    office = ev.Actor(user_id="demo-office", role="office")
-    async with tool_channel(f"{settings.grpc_host}:{settings.assignment_grpc}") as ch:
-        stub = agrpc.AssignmentServiceStub(ch)
-        sem = asyncio.Semaphore(16)
-        draws = {c: rng.random() for c in case_ids}  # drawn up front: same seed, same steps
-
-        async def one(case_id: str) -> None:
-            ctx = apb.CommandContext(district_id=district_id, case_id=case_id, actor=office)
-            r = draws[case_id]
-            async with sem:
-                view = await stub.GetCase(
-                    apb.GetCaseRequest(district_id=district_id, case_id=case_id)
-                )
-                if view.status != "routed" or r < 0.08:
-                    return  # still with the office, or declined or forwarded out
-                accepted = await stub.AcceptCase(apb.AcceptCaseRequest(ctx=ctx))
-                done["accept"] += 1
-                if r < 0.13:
-                    await stub.ExtendHandling(
-                        apb.ExtendHandlingRequest(
-                            ctx=ctx, days=30, approver_id="demo-leader", reason="需现场核查"
-                        )
-                    )
-                    done["extend"] += 1
-                if r > 0.88 and accepted.tier != ev.TIER_DISTRICT_LEADER_PACKAGE:
-                    await stub.Escalate(apb.EscalateRequest(ctx=ctx, reason="调解未果"))
-                    done["escalate"] += 1
-                if r > 0.30:
-                    resolved = r > 0.36
-                    await stub.Reply(apb.ReplyRequest(ctx=ctx, resolved=resolved))
-                    done["reply"] += 1
-                    if r > 0.45:
-                        rating = (
-                            ev.SATISFACTION_SATISFIED
-                            if r > 0.6
-                            else ev.SATISFACTION_BASICALLY
-                            if r > 0.5
-                            else ev.SATISFACTION_DISSATISFIED
-                        )
-                        await stub.RateSatisfaction(
-                            apb.RateSatisfactionRequest(ctx=ctx, rating=rating)
-                        )
-                        done["rate"] += 1
-                    if 0.40 < r < 0.42:
-                        await stub.RequestReview(apb.RequestReviewRequest(ctx=ctx))
-                        done["review"] += 1
-                    elif resolved and 0.70 < r < 0.72:
-                        await stub.ReopenBackflow(
-                            apb.ReopenBackflowRequest(ctx=ctx, reason="化解后再次反映")
-                        )
-                        done["backflow"] += 1
-
-        await asyncio.gather(*(one(c) for c in case_ids))
-    return done
-
-
-async def demo(settings: Settings, n: int, seed: int, lang: str, wait_s: float) -> int:
-    t = TEXT[lang]
-    district = sample_district(seed)
-    await _load_district(settings, district)
-    today = datetime.now(SHANGHAI).date()
-    start = date(today.year, 1, 1)
-    end = max(start, today - timedelta(days=1))
-    reqs = list(petitions(district, n, seed=seed, start=start, end=end))
-    target = f"{settings.grpc_host}:{settings.reporting_grpc}"
-    period = str(start.year)
-    did = district["district_id"]
-    before = await fetch_summary(target, did, period)
-    before_replied = (await _period_report(target, did, period)).current.replied
-    t0 = time.perf_counter()
-    flags = [False] * len(reqs)
-    created, _ = await submit_all(
-        f"{settings.grpc_host}:{settings.intake_grpc}", reqs, created_flags=flags
-    )
-    print(t["submitted"].format(n=n, created=created, secs=time.perf_counter() - t0))
-    print(t["waiting"], flush=True)
-    deadline = time.monotonic() + wait_s
-    while True:
-        s = await fetch_summary(target, did, period)
-        if s.received >= before.received + created and s.routed >= before.routed + created:
-            break
-        if time.monotonic() > deadline:
-            print(
-                f"timeout: reporting shows received={s.received} routed={s.routed}", file=sys.stderr
-            )
-            return 1
-        await asyncio.sleep(0.5)
-    new_cases = [case_id_for(did, r.request_id) for r, f in zip(reqs, flags, strict=True) if f]
-    steps = await simulate_handling(settings, did, new_cases, seed)
-    print(t["handled"].format(n=len(new_cases), replies=steps["reply"]), flush=True)
-    while time.monotonic() < deadline:  # the handling reaches the read models
-        rep = await _period_report(target, did, period)
-        if rep.current.replied >= before_replied + steps["reply"]:
-            break
-        await asyncio.sleep(0.5)
-    # supervision's figures reach Prometheus on its next scrape
-    while time.monotonic() < deadline:
-        clocks = _clock_figures(settings, did)
-        if clocks["done"] >= s.received:
-            break
-        await asyncio.sleep(1)
-    print(t["done"].format(secs=time.perf_counter() - t0))
-    print()
-    print(render_summary(s, district, lang, clocks))
-    await _write_report(settings, district["district_id"], period, lang)
-    return 0
-
-
-async def _write_report(settings: Settings, district_id: str, period: str, lang: str) -> None:
-    """The district's report for the period, as .docx and Markdown, in out/."""
-    out_dir = Path("out")
-    await asyncio.to_thread(out_dir.mkdir, exist_ok=True)
-    async with tool_channel(f"{settings.grpc_host}:{settings.reporting_grpc}") as ch:
-        stub = rgrpc.ReportingServiceStub(ch)
-        for fmt in ("docx", "markdown"):
-            r = await stub.RenderReport(
-                rpb.RenderReportRequest(district_id=district_id, period=period, format=fmt,
-                                        lang=lang),
-                timeout=120,
-            )  # fmt: skip
-            await asyncio.to_thread((out_dir / r.filename).write_bytes, r.content)
-            print(TEXT[lang]["report"].format(path=out_dir / r.filename))
 
 
 _UNROUTED_TEXT = {
@@ -671,7 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--format", choices=["docx", "markdown", "json"], default="docx")
     rp.add_argument("--lang", choices=["zh", "en"], default="zh")
     rp.add_argument("-o", "--output", help="file to write (default: the suggested name)")
-    im = sub.add_parser("import", help="register a batch of petitions from CSV or JSON lines")
+    im = sub.add_parser(
+        "import",
+        help="register a batch of petitions from CSV or JSON lines, or import whole case "
+        "histories (JSON lines with registration and steps) from the system used before",
+    )
     im.add_argument("file")
     im.add_argument("--district", help="district of rows that do not name one")
     im.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
@@ -715,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "run it again when supervision is up", file=sys.stderr)  # fmt: skip
         return 0
     if a.cmd == "demo":
-        return asyncio.run(demo(settings, a.n, a.seed, a.lang, a.timeout))
+        return asyncio.run(run_demo(settings, a.n, a.seed, a.lang, a.timeout, render_summary))
     if a.cmd == "summary":
         s = asyncio.run(
             fetch_summary(
@@ -735,6 +570,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.cmd == "report":
         return _report(settings, a)
     if a.cmd == "import":
+        if history.is_history_file(a.file, a.format):
+            return history.run_import(
+                a.file,
+                intake_target=f"{settings.grpc_host}:{settings.intake_grpc}",
+                assignment_target=f"{settings.grpc_host}:{settings.assignment_grpc}",
+                district_id=a.district,
+                concurrency=a.concurrency,
+                rejects=a.rejects,
+                lang=a.lang,
+            )
         return bulk.run_import(
             a.file,
             target=f"{settings.grpc_host}:{settings.intake_grpc}",

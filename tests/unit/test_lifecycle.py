@@ -1028,7 +1028,10 @@ def test_a_visit_out_is_recorded_with_the_case_township() -> None:
         )
     ]
     after = fold(s, payloads, sh(2025, 3, 16))
-    assert after == replace(s, version=s.version + 1)  # tracked elsewhere, not in the state
+    # tracked elsewhere: in the state only as the case's latest step
+    assert after == replace(
+        s, version=s.version + 1, last_at=sh(2025, 3, 16), last_step="leader_visit_out"
+    )
 
 
 def test_a_visit_out_by_an_unknown_leader() -> None:

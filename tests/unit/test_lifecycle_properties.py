@@ -6,7 +6,9 @@ roles and units, and a clock that moves on by minutes to weeks (so windows
 close). After every step it checks what must always hold: a refusal changes
 nothing, the version counts the events, a final case is untouchable, at most
 one extension and only upward tier moves per handling cycle, and the fields
-that go with each status are there.
+that go with each status are there. Some commands are entered late (补录):
+they are refused exactly when their time cannot be right, their rules are
+judged at that time, and the case's steps never go back in time.
 """
 
 from __future__ import annotations
@@ -135,6 +137,13 @@ GAPS = st.one_of(
     st.timedeltas(timedelta(days=2), timedelta(days=45)),
 )
 LOADS = st.dictionaries(st.sampled_from(LEADER_IDS), st.integers(0, 6), max_size=8)
+# how long before now the next commands say they happened (None: now), and
+# whether they say why
+LATE = st.one_of(
+    st.none(),
+    st.timedeltas(timedelta(0), timedelta(hours=20)),
+    st.timedeltas(timedelta(hours=20), timedelta(days=40)),
+)
 
 
 def fold(state: CaseState, payloads: Sequence[Message], now: datetime) -> list[CaseState]:
@@ -223,6 +232,9 @@ class Machine(RuleBasedStateMachine):
         self.cycle_tier: int | None = None  # None: not in handling yet
         self.backflows = 0
         self.objected: tuple[str, ...] = ()
+        self.late: timedelta | None = None
+        self.late_reason = ""
+        self.last_at = received_at
 
     @initialize(
         district=st.sampled_from([FULL, FULL, PARTIAL, BARE]),
@@ -270,7 +282,22 @@ class Machine(RuleBasedStateMachine):
             role=role,
             unit_id=unit_id,
             leader_load=dict(self.load),
+            occurred_at=None if self.late is None else self.now - self.late,
+            late_reason=self.late_reason,
         )
+
+    def _time_refusal(self, s: CaseState, c: Ctx) -> str:
+        """The field a late step's time is refused for, or "" when it is right."""
+        at = c.occurred_at
+        if at is None:
+            return ""
+        if at < lc.previous_step(s)[0]:
+            return "occurred_at"
+        if at < c.now - timedelta(days=c.district.late_entry_days):
+            return "occurred_at"
+        if c.now - at > timedelta(days=1) and not c.late_reason.strip():
+            return "late_reason"
+        return ""
 
     def _run(self, cmd: lc.Command, c: Ctx) -> None:
         before = self.state
@@ -283,6 +310,7 @@ class Machine(RuleBasedStateMachine):
             and c.role not in ("office", "system")
             and c.unit_id != before.unit_id
         )
+        bad_time = self._time_refusal(before, c)
         try:
             payloads = lc.decide(before, cmd, c)
         except XinfangError as e:
@@ -290,6 +318,9 @@ class Machine(RuleBasedStateMachine):
             assert self.state is before
             assert lc.to_doc(self.state) == doc_before
             assert dict(c.leader_load) == load_before
+            if bad_time:  # a time that cannot be right is refused before anything else
+                assert isinstance(e, InvalidArgument) and e.field == bad_time, (bad_time, e)
+                return
             if before.status is Status.FINAL:
                 assert isinstance(e, FailedPrecondition), e
                 assert "Art. 36" in e.message
@@ -302,6 +333,7 @@ class Machine(RuleBasedStateMachine):
             self._hearing_oracle(before, cmd, refused=e)
             return
 
+        assert not bad_time, f"{key} taken at a time refused for {bad_time}"
         assert before.status is not Status.FINAL, f"{key} acted on a final case"
         assert allowed, f"{key} succeeded on a {before.status.value} case"
         assert not foreign, f"{key} by unit {c.unit_id!r} on {before.unit_id!r}'s case"
@@ -309,7 +341,7 @@ class Machine(RuleBasedStateMachine):
         self._window_oracle(before, cmd, c, refused=None)
         self._hearing_oracle(before, cmd, refused=None)
 
-        states = fold(before, payloads, c.now)
+        states = fold(before, payloads, c.at)
         prev = before
         for p, s in zip(payloads, states, strict=True):
             self._event_step(prev, p, s)
@@ -340,7 +372,7 @@ class Machine(RuleBasedStateMachine):
         assert start is not None
         spec = c.district.limit(limit)
         due = compute_deadline(start, spec.days, spec.day_type, c.district.calendar).due_at
-        if c.now < due:
+        if c.at < due:  # judged when the step happened
             assert refused is None, f"{limit} window open until {due}, refused: {refused}"
         else:
             assert isinstance(refused, FailedPrecondition), f"{limit} closed at {due}"
@@ -501,6 +533,12 @@ class Machine(RuleBasedStateMachine):
     def the_state_survives_persistence(self) -> None:
         assert lc.from_doc(lc.to_doc(self.state)) == self.state
 
+    @invariant()
+    def steps_never_go_back_in_time(self) -> None:
+        at, _step = lc.previous_step(self.state)
+        assert self.last_at <= at <= self.now
+        self.last_at = at
+
     def _check_state(self) -> None:
         self.status_is_a_status()
         self.version_counts_the_events()
@@ -516,6 +554,11 @@ class Machine(RuleBasedStateMachine):
     @rule(gap=GAPS)
     def time_passes(self, gap: timedelta) -> None:
         self.now += gap
+
+    @rule(late=LATE, reason=st.booleans())
+    def entered_late(self, late: timedelta | None, reason: bool) -> None:
+        self.late = late
+        self.late_reason = "entered from the paper register" if reason else ""
 
     @rule(load=LOADS)
     def packages_change_hands(self, load: dict[str, int]) -> None:

@@ -10,6 +10,8 @@ with optimistic versioning (``store.CaseStore``), publish through the outbox.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -21,7 +23,7 @@ from prometheus_client import Gauge
 
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.routing import DECISIONS, route
-from xinfang.assignment.store import CaseStore, first_event_id
+from xinfang.assignment.store import CaseStore, first_event, first_event_id
 from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
@@ -31,6 +33,7 @@ from xinfang.core.codec import new_event, payload_name, request_time, to_timesta
 from xinfang.core.directory import Directory
 from xinfang.core.errors import (
     Conflict,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     XinfangError,
@@ -49,6 +52,8 @@ SERVICE = "assignment"
 _DECISION_NAMES = {v: k for k, v in DECISIONS.items()}
 ROLES = frozenset({"office", "unit", "leader", "supervisor", "system"})
 _SYSTEM = ev.Actor(user_id="assignment", role="system")
+# the namespace of an imported history's event ids (uuid5 of its digest and version)
+_HISTORY_IDS = uuid.UUID("6f1d3c52-7a0e-5b8c-9d41-2e6a8f0b7c13")
 
 
 LOADS = "leader_load"
@@ -134,6 +139,8 @@ class Assignment:
         route it by hand (RouteCase); nothing is dead-lettered."""
         district = await self.directory.get(event.district_id)
         state = lc.from_registration(event)
+        if event.entry == ev.ENTRY_HISTORY:
+            return [event], state  # its history's steps route it (ImportHistory)
         row = route(district.routing, state.category, state.township_id)
         if row is None:
             log.warning(
@@ -175,7 +182,7 @@ class Assignment:
                     f"({first_event_id(first) if first else '?'})"
                 )
             await self.store.outbox.republish([first])
-        if new_state.status is lc.Status.REGISTERED:
+        if new_state.status is lc.Status.REGISTERED and event.entry != ev.ENTRY_HISTORY:
             await self._sync_unrouted(new_state)
         return "applied" if inserted else "duplicate"
 
@@ -247,7 +254,12 @@ class Assignment:
         actor: ev.Actor,
         expected_version: int = 0,
         input_event: str = "",
+        occurred_at: datetime | None = None,
+        late_reason: str = "",
     ) -> lc.CaseState:
+        """One command against the case's latest state; ``occurred_at`` is
+        when it really happened (补录, checked by ``lifecycle.check_when``),
+        None for now."""
         district = await self.directory.get(district_id)
         state = await self.store.load_for_change(district_id, case_id)
         if expected_version and expected_version != state.version:
@@ -255,18 +267,18 @@ class Assignment:
                 f"expected_version: case {case_id} is at version {state.version}, "
                 f"not {expected_version}"
             )
-        loads = await self.store.store.get(LOADS, district_id) or {}
         ctx = lc.Ctx(
             district=district,
             now=datetime.now(UTC),
             role=actor.role,
             unit_id=actor.unit_id,
-            leader_load={
-                k: len(v) for k, v in (loads.get("open") or {}).items() if isinstance(v, dict)
-            },
+            leader_load=await self._leader_load(district_id),
+            occurred_at=occurred_at,
+            late_reason=late_reason.strip(),
         )
+        ctx = lc.check_when(state, ctx)
         payloads = lc.decide(state, cmd, ctx)
-        events = [self._event(state, i + 1, p, actor) for i, p in enumerate(payloads)]
+        events = [self._event(state, i + 1, p, actor, ctx) for i, p in enumerate(payloads)]
         new_state = reduce(lc.apply, events, state)
         if input_event:
             new_state = lc.replace_inputs(new_state, input_event)
@@ -275,6 +287,92 @@ class Assignment:
         if lc.Status.REGISTERED in (state.status, new_state.status):
             await self._sync_unrouted(new_state)
         return new_state
+
+    async def import_history(self, req: pb.ImportHistoryRequest) -> pb.ImportHistoryResponse:
+        """A case's history from the system used before, recorded whole as the
+        one record after its registration, or refused whole.
+
+        Authorised by the method itself: the petition office only (its token
+        says so), and only for a case registered with ``history_source``, which
+        assignment did not route by the table. Its steps are not bound by the
+        late-entry window (a migrated year is older than 30 days); each event
+        is marked ``ENTRY_HISTORY``, carries the importing user as its actor
+        and the source as its late reason. Importing the same history again
+        changes nothing: its record is known by a digest of the request, and
+        its event ids are derived from it.
+        """
+        c = req.ctx
+        source = req.source.strip()
+        if not source:
+            raise InvalidArgument("source", "names the system the history comes from and its case")
+        steps = history_steps(req.steps)
+        district = await self.directory.get(c.district_id)
+        # of what the history says, not of who imports it
+        h = hashlib.sha256(source.encode())
+        for step in req.steps:
+            h.update(step.SerializeToString(deterministic=True))
+        digest = h.hexdigest()[:32]
+        marker = f"history:{digest}"
+        ctx = lc.Ctx(
+            district=district,
+            now=datetime.now(UTC),
+            role=c.actor.role,
+            unit_id=c.actor.unit_id,
+            leader_load=await self._leader_load(c.district_id),
+            late_reason=f"history: {source}",
+            entry=ev.ENTRY_HISTORY,
+        )
+        if req.dry_run:
+            found = await self.store.find(c.district_id, c.case_id)
+        else:
+            found = await self.store.load_for_change(c.district_id, c.case_id)
+        if found is not None:
+            first = await self.store.first_record(c.case_id)
+            if first is None or first_event(first).entry != ev.ENTRY_HISTORY:
+                raise FailedPrecondition(
+                    f"case {c.case_id} was registered to be handled here, not with a history "
+                    "(register it with history_source)"
+                )
+            if found.version > 1:
+                second = await self.store.record(c.case_id, 2)
+                if second is not None and second.get("input") == marker:
+                    return pb.ImportHistoryResponse(case=to_view(found), imported_before=True)
+                raise FailedPrecondition(
+                    f"case {c.case_id} has steps recorded already; a history is imported "
+                    "into a case that has none"
+                )
+        if req.dry_run:
+            if found is None and req.HasField("registration"):
+                found = lc.from_registration(
+                    ev.CaseEvent(
+                        case_id=c.case_id,
+                        district_id=c.district_id,
+                        registered=req.registration,
+                        occurred_at=req.registration.received_at,
+                    )
+                )
+            state = found or await self.store.load(c.district_id, c.case_id)
+            _events, after = lc.history(state, steps, ctx)
+            return pb.ImportHistoryResponse(case=to_view(after), applied=False)
+        assert found is not None  # load_for_change raised NotFound otherwise
+        state = found
+
+        def make(st: lc.CaseState, step: int, payload: Message, cx: lc.Ctx) -> ev.CaseEvent:
+            version = st.version + step
+            eid = str(uuid.uuid5(_HISTORY_IDS, f"{marker}:{c.case_id}:{version}"))
+            return self._event(st, step, payload, c.actor, cx, event_id=eid)
+
+        events, new_state = lc.history(state, steps, ctx, make)
+        new_state = lc.replace_inputs(new_state, marker)
+        await self.store.commit(state, events, new_state, publish=events, input_event=marker)
+        await self._sync_load(state, new_state)
+        if new_state.status is lc.Status.REGISTERED:
+            await self._sync_unrouted(new_state)
+        return pb.ImportHistoryResponse(case=to_view(new_state), applied=True)
+
+    async def _leader_load(self, district_id: str) -> dict[str, int]:
+        loads = await self.store.store.get(LOADS, district_id) or {}
+        return {k: len(v) for k, v in (loads.get("open") or {}).items() if isinstance(v, dict)}
 
     async def _sync_load(self, before: lc.CaseState, after: lc.CaseState) -> None:
         """Open packages per leader, for load balancing: the set of a leader's
@@ -293,15 +391,31 @@ class Assignment:
             await self.store.store.write(LOADS, [(after.district_id, upd)])
 
     @staticmethod
-    def _event(state: lc.CaseState, step: int, payload: Message, actor: ev.Actor) -> ev.CaseEvent:
-        return new_event(
+    def _event(
+        state: lc.CaseState,
+        step: int,
+        payload: Message,
+        actor: ev.Actor,
+        ctx: lc.Ctx | None = None,
+        event_id: str | None = None,
+    ) -> ev.CaseEvent:
+        """A step's event: when it happened (``ctx.at``), how it was entered
+        (live, late, history) and why late; recorded_at is the server's now."""
+        event = new_event(
             case_id=state.case_id,
             district_id=state.district_id,
             producer=SERVICE,
             case_version=state.version + step,
             actor=actor,
             payload=payload,
+            occurred_at=ctx.at if ctx is not None else None,
+            event_id=event_id,
         )
+        if ctx is not None:
+            event.entry = ctx.entry_mode  # type: ignore[assignment]
+            if ctx.entry_mode != ev.ENTRY_UNSPECIFIED:
+                event.late_reason = ctx.late_reason
+        return event
 
     async def view(self, district_id: str, case_id: str) -> pb.CaseView:
         return to_view(await self.store.load(district_id, case_id))
@@ -423,6 +537,10 @@ def _named_in_request(e: XinfangError) -> XinfangError:
     return e
 
 
+def _occurred_at(c: pb.CommandContext) -> datetime | None:
+    return c.occurred_at.ToDatetime(tzinfo=UTC) if c.HasField("occurred_at") else None
+
+
 def _check_ctx(c: pb.CommandContext) -> None:
     if not c.district_id:
         raise InvalidArgument("ctx.district_id", "is required")
@@ -434,6 +552,54 @@ def _check_ctx(c: pb.CommandContext) -> None:
         raise InvalidArgument("ctx.actor.user_id", "is required")
 
 
+def _visit_out(r: pb.RecordVisitOutRequest) -> lc.Command:
+    if not r.HasField("visited_at"):
+        raise InvalidArgument("visited_at", "is required")
+    when = request_time(r.visited_at, "visited_at")
+    if not _EARLIEST <= when <= datetime.now(UTC) + _CLOCK_SKEW:
+        raise InvalidArgument("visited_at", "must be after 2000-01-01 and not in the future")
+    return lc.RecordVisitOut(r.leader_id, when)
+
+
+# a command request (by its field in ``HistoryStep``) -> the lifecycle's command
+COMMANDS: dict[str, Callable[[Any], lc.Command]] = {
+    "route": lambda r: lc.RouteCase(r.decision, r.unit_id, r.reason),
+    "notice": lambda r: lc.SendNotice(),
+    "accept": lambda r: lc.AcceptCase(),
+    "object_remit": lambda r: lc.ObjectRemit(r.reason),
+    "designate": lambda r: lc.DesignateUnit(r.unit_id, r.reason),
+    "escalate": lambda r: lc.Escalate(r.reason),
+    "leader_package": lambda r: lc.AssignLeader(r.leader_id),
+    "visit_out": _visit_out,
+    "extend": lambda r: lc.ExtendHandling(r.days, r.approver_id, r.reason),
+    "reply": lambda r: lc.Reply(r.resolved),
+    "rate": lambda r: lc.RateSatisfaction(r.rating),
+    "review": lambda r: lc.RequestReview(r.rereview),
+    "decide_review": lambda r: lc.DecideReview(r.upheld, r.rereview),
+    "backflow": lambda r: lc.ReopenBackflow(r.reason),
+    "hearing_start": lambda r: lc.StartHearing(),
+    "hearing_end": lambda r: lc.EndHearing(),
+}
+
+
+def history_steps(steps: Sequence[pb.HistoryStep]) -> list[tuple[lc.Command, datetime]]:
+    """An imported history's steps as commands, each at its time."""
+    out: list[tuple[lc.Command, datetime]] = []
+    for i, step in enumerate(steps):
+        kind = step.WhichOneof("step")
+        if kind is None:
+            raise InvalidArgument(f"steps[{i}]", "names no step")
+        req = getattr(step, kind)
+        if not req.ctx.HasField("occurred_at"):
+            raise InvalidArgument(f"steps[{i}].ctx.occurred_at", "is required: when it happened")
+        try:
+            cmd = COMMANDS[kind](req)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"steps[{i}].{e.field}", e.message.split(": ", 1)[1]) from e
+        out.append((cmd, req.ctx.occurred_at.ToDatetime(tzinfo=UTC)))
+    return out
+
+
 class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     def __init__(self, assignment: Assignment) -> None:
         self.a = assignment
@@ -441,7 +607,15 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     async def _run(self, c: pb.CommandContext, cmd: lc.Command) -> pb.CaseView:
         _check_ctx(c)
         try:
-            state = await self.a.execute(c.district_id, c.case_id, cmd, c.actor, c.expected_version)
+            state = await self.a.execute(
+                c.district_id,
+                c.case_id,
+                cmd,
+                c.actor,
+                c.expected_version,
+                occurred_at=_occurred_at(c),
+                late_reason=c.late_reason,
+            )
         except XinfangError as e:
             raise _named_in_request(e) from e
         return to_view(state)
@@ -468,104 +642,104 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
     async def RouteCase(
         self, request: pb.RouteCaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        cmd = lc.RouteCase(request.decision, request.unit_id, request.reason)
-        return await self._run(request.ctx, cmd)
+        return await self._run(request.ctx, COMMANDS["route"](request))
 
     @rpc(SERVICE)
     async def SendNotice(
         self, request: pb.SendNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.SendNotice())
+        return await self._run(request.ctx, COMMANDS["notice"](request))
 
     @rpc(SERVICE)
     async def AcceptCase(
         self, request: pb.AcceptCaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.AcceptCase())
+        return await self._run(request.ctx, COMMANDS["accept"](request))
 
     @rpc(SERVICE)
     async def ObjectRemit(
         self, request: pb.ObjectRemitRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.ObjectRemit(request.reason))
+        return await self._run(request.ctx, COMMANDS["object_remit"](request))
 
     @rpc(SERVICE)
     async def DesignateUnit(
         self, request: pb.DesignateUnitRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.DesignateUnit(request.unit_id, request.reason))
+        return await self._run(request.ctx, COMMANDS["designate"](request))
 
     @rpc(SERVICE)
     async def Escalate(
         self, request: pb.EscalateRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.Escalate(request.reason))
+        return await self._run(request.ctx, COMMANDS["escalate"](request))
 
     @rpc(SERVICE)
     async def AssignLeaderPackage(
         self, request: pb.AssignLeaderPackageRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.AssignLeader(request.leader_id))
+        return await self._run(request.ctx, COMMANDS["leader_package"](request))
 
     @rpc(SERVICE)
     async def RecordVisitOut(
         self, request: pb.RecordVisitOutRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        if not request.HasField("visited_at"):
-            raise InvalidArgument("visited_at", "is required")
-        when = request_time(request.visited_at, "visited_at")
-        if not _EARLIEST <= when <= datetime.now(UTC) + _CLOCK_SKEW:
-            raise InvalidArgument("visited_at", "must be after 2000-01-01 and not in the future")
-        return await self._run(request.ctx, lc.RecordVisitOut(request.leader_id, when))
+        return await self._run(request.ctx, COMMANDS["visit_out"](request))
 
     @rpc(SERVICE)
     async def ExtendHandling(
         self, request: pb.ExtendHandlingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        cmd = lc.ExtendHandling(request.days, request.approver_id, request.reason)
-        return await self._run(request.ctx, cmd)
+        return await self._run(request.ctx, COMMANDS["extend"](request))
 
     @rpc(SERVICE)
     async def Reply(
         self, request: pb.ReplyRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.Reply(request.resolved))
+        return await self._run(request.ctx, COMMANDS["reply"](request))
 
     @rpc(SERVICE)
     async def RateSatisfaction(
         self, request: pb.RateSatisfactionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.RateSatisfaction(request.rating))
+        return await self._run(request.ctx, COMMANDS["rate"](request))
 
     @rpc(SERVICE)
     async def RequestReview(
         self, request: pb.RequestReviewRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.RequestReview(request.rereview))
+        return await self._run(request.ctx, COMMANDS["review"](request))
 
     @rpc(SERVICE)
     async def DecideReview(
         self, request: pb.DecideReviewRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.DecideReview(request.upheld, request.rereview))
+        return await self._run(request.ctx, COMMANDS["decide_review"](request))
 
     @rpc(SERVICE)
     async def ReopenBackflow(
         self, request: pb.ReopenBackflowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.ReopenBackflow(request.reason))
+        return await self._run(request.ctx, COMMANDS["backflow"](request))
 
     @rpc(SERVICE)
     async def StartHearing(
         self, request: pb.HearingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.StartHearing())
+        return await self._run(request.ctx, COMMANDS["hearing_start"](request))
 
     @rpc(SERVICE)
     async def EndHearing(
         self, request: pb.HearingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CaseView:
-        return await self._run(request.ctx, lc.EndHearing())
+        return await self._run(request.ctx, COMMANDS["hearing_end"](request))
+
+    @rpc(SERVICE, OFFICE)
+    async def ImportHistory(
+        self, request: pb.ImportHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportHistoryResponse:
+        _check_ctx(request.ctx)
+        return await self.a.import_history(request)
 
     @rpc(SERVICE)
     async def GetCase(

@@ -22,13 +22,22 @@ An objection sends the case to the next competent unit. When a second unit
 objects to the same matter the units are in dispute: the case is
 ``disputed`` until their common superior designates the unit (Art. 24),
 which may not object again.
+
+Late entry (补录): a step may say when it really happened (``Ctx.occurred_at``),
+and every rule of the step (windows, times written into its events) is
+judged at that time, as it would have been then. ``check_when`` keeps the
+time honest: not in the future, not before the case's previous step, not
+further back than the district's window (``late_entry_days``) unless the
+step comes with an imported history, and with a reason when it is more than
+a day late. ``history`` runs a whole imported history through the same
+rules, so a history is accepted whole or refused at its first bad step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -37,9 +46,14 @@ from google.protobuf.message import Message
 from xinfang.assignment.routing import DECISIONS, route
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
-from xinfang.core.codec import to_timestamp
+from xinfang.core.codec import payload_field, to_timestamp
 from xinfang.core.districts import District
-from xinfang.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from xinfang.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    XinfangError,
+)
 from xinfang.core.registry import Registry
 
 __all__ = [
@@ -65,11 +79,15 @@ __all__ = [
     "StartHearing",
     "Status",
     "apply",
+    "check_when",
     "decide",
+    "envelope",
     "from_doc",
     "from_registration",
     "handling_due",
+    "history",
     "pick_leader",
+    "previous_step",
     "replace_inputs",
     "to_doc",
 ]
@@ -136,6 +154,10 @@ class CaseState:
     reviewed_at: datetime | None = None
     backflow_count: int = 0
     in_hearing: bool = False
+    # when the case's latest recorded step happened, and which step it was
+    # (None in a snapshot older than these fields: ``previous_step`` falls back)
+    last_at: datetime | None = None
+    last_step: str = ""
     # ids of events from other services this case has reacted to (idempotency)
     inputs: tuple[str, ...] = ()
 
@@ -261,6 +283,112 @@ class Ctx:
     role: str = "office"
     unit_id: str = ""
     leader_load: Mapping[str, int] = field(default_factory=dict)
+    # when the step really happened (补录); None: now
+    occurred_at: datetime | None = None
+    late_reason: str = ""
+    entry: int = ev.ENTRY_UNSPECIFIED  # ENTRY_HISTORY: an imported history's step
+
+    @property
+    def at(self) -> datetime:
+        """When the step happened: what its rules are judged at."""
+        return self.occurred_at if self.occurred_at is not None else self.now
+
+    @property
+    def entry_mode(self) -> int:
+        """How the step's events are marked: a history's, late (补录: a time
+        given, before now) or live."""
+        if self.entry == ev.ENTRY_HISTORY:
+            return ev.ENTRY_HISTORY
+        if self.occurred_at is not None and self.occurred_at < self.now:
+            return ev.ENTRY_LATE
+        return ev.ENTRY_UNSPECIFIED
+
+
+# ---- when a step happened -------------------------------------------------------
+
+# a time this little ahead of the server's clock is the caller's clock, taken as now
+CLOCK_SKEW = timedelta(minutes=1)
+# a step entered later than this after it happened says why
+LATE_REASON_AFTER = timedelta(days=1)
+
+_STEP_PHRASES = {
+    "registered": "the petition was received",
+    "routed": "the case was routed",
+    "notice_sent": "the written notice was sent",
+    "accepted": "the case was accepted",
+    "remit_objected": "the remit was objected to",
+    "remit_disputed": "the units disputed the case",
+    "tier_escalated": "the case was escalated",
+    "leader_package_assigned": "the case was packaged to a leader",
+    "leader_visit_out": "the visit out was recorded",
+    "handling_extended": "handling was extended",
+    "reply_issued": "the reply was issued",
+    "satisfaction_rated": "the answer was rated",
+    "review_requested": "review was requested",
+    "review_decided": "the review was decided",
+    "finalized": "the case became final",
+    "backflow_reopened": "the case came back (倒流)",
+    "hearing_started": "the hearing started",
+    "hearing_ended": "the hearing ended",
+}
+
+
+def _local(at: datetime) -> str:
+    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def previous_step(state: CaseState) -> tuple[datetime, str]:
+    """When the case's latest step happened, and what it was."""
+    if state.last_at is not None:
+        return state.last_at, state.last_step
+    known = [
+        (t, name)
+        for t, name in (
+            (state.received_at, "registered"),
+            (state.routed_at, "routed"),
+            (state.accepted_at, "accepted"),
+            (state.replied_at, "reply_issued"),
+            (state.review_requested_at, "review_requested"),
+            (state.reviewed_at, "review_decided"),
+        )
+        if t is not None
+    ]
+    return max(known, key=lambda x: x[0])
+
+
+def check_when(state: CaseState, ctx: Ctx) -> Ctx:
+    """Refuse a step whose time cannot be right; returns the context with a
+    time a hair ahead of the server's clock taken as now."""
+    at = ctx.occurred_at
+    if at is None:
+        return ctx  # happening now: after every recorded step
+    if at.tzinfo is None:
+        raise InvalidArgument("occurred_at", "needs a time zone")
+    if at > ctx.now + CLOCK_SKEW:
+        raise InvalidArgument(
+            "occurred_at", f"is in the future ({_local(at)}; now is {_local(ctx.now)})"
+        )
+    if at > ctx.now:
+        ctx = replace(ctx, occurred_at=ctx.now)
+        at = ctx.now
+    prev_at, prev = previous_step(state)
+    if at < prev_at:
+        what = _STEP_PHRASES.get(prev, "the case's previous step")
+        raise InvalidArgument("occurred_at", f"is before {what} ({_local(prev_at)})")
+    if ctx.entry == ev.ENTRY_HISTORY:
+        return ctx  # an imported history: the window and the reason are the import's
+    window = ctx.district.late_entry_days
+    if at < ctx.now - timedelta(days=window):
+        raise InvalidArgument(
+            "occurred_at",
+            f"is more than {window} days ago ({_local(at)}); the district takes late "
+            f"entries (补录) within {window} days",
+        )
+    if ctx.now - at > LATE_REASON_AFTER and not ctx.late_reason.strip():
+        raise InvalidArgument(
+            "late_reason", "a step entered more than a day after it happened says why"
+        )
+    return ctx
 
 
 # ---- decisions --------------------------------------------------------------
@@ -288,7 +416,7 @@ def _as_unit(state: CaseState, ctx: Ctx) -> None:
 def _window_open(start: datetime | None, limit_name: str, ctx: Ctx) -> tuple[bool, datetime]:
     assert start is not None
     due = ctx.district.deadline(limit_name, start).due_at
-    return ctx.now < due, due
+    return ctx.at < due, due
 
 
 def pick_leader(ctx: Ctx, level: str, township_id: str = "") -> str:
@@ -323,6 +451,7 @@ def _package_rule(state: CaseState, ctx: Ctx) -> str:
 
 
 def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
+    ctx = check_when(state, ctx)
     if state.status is Status.FINAL:
         raise _refuse(
             state, "the matter is final after re-review and is not handled again (Art. 36)"
@@ -335,7 +464,7 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
                 raise _refuse(state, "a written notice follows the register-and-route decision")
             if state.notice_sent:
                 raise _refuse(state, "the written notice was already sent (Art. 23)")
-            return [ev.NoticeSent(sent_at=to_timestamp(ctx.now))]
+            return [ev.NoticeSent(sent_at=to_timestamp(ctx.at))]
         case AcceptCase():
             _need(state, (Status.ROUTED,), "only a routed case is accepted")
             _as_unit(state, ctx)
@@ -447,7 +576,7 @@ def decide(state: CaseState, cmd: Command, ctx: Ctx) -> list[Message]:
         case Reply():
             _need(state, (Status.ACCEPTED,), "the reply closes handling of an accepted case")
             _as_unit(state, ctx)
-            return [ev.ReplyIssued(replied_at=to_timestamp(ctx.now), resolved=cmd.resolved)]
+            return [ev.ReplyIssued(replied_at=to_timestamp(ctx.at), resolved=cmd.resolved)]
         case RateSatisfaction():
             _need(
                 state,
@@ -599,6 +728,8 @@ def from_registration(event: ev.CaseEvent) -> CaseState:
         escalated=r.escalated,
         higher_level=r.source == ev.SOURCE_HIGHER_LEVEL_ASSIGNMENT,
         repeat_count=r.repeat_count,
+        last_at=r.received_at.ToDatetime(tzinfo=UTC),
+        last_step="registered",
         inputs=(event.event_id,),
     )
 
@@ -615,6 +746,11 @@ def apply(state: CaseState, event: ev.CaseEvent) -> CaseState:
     """Fold one event into the state; the version follows the event's. Events
     this aggregate does not track (visits out, supervision's) change only it."""
     s = replace(state, version=event.case_version or state.version + 1)
+    kind = event.WhichOneof("payload") or ""
+    if kind in _STEP_PHRASES and event.HasField("occurred_at"):  # a step of the case
+        at = _when(event)
+        if s.last_at is None or at >= s.last_at:
+            s = replace(s, last_at=at, last_step=kind)
     fn = APPLY.get(event)
     return s if fn is None else fn(s, event)
 
@@ -714,6 +850,56 @@ APPLY.on("satisfaction_rated")(lambda s, e: replace(s, rating=e.satisfaction_rat
 APPLY.on("finalized")(lambda s, e: replace(s, status=Status.FINAL))
 APPLY.on("hearing_started")(lambda s, e: replace(s, in_hearing=True))
 APPLY.on("hearing_ended")(lambda s, e: replace(s, in_hearing=False))
+
+
+# ---- imported histories ---------------------------------------------------------
+
+MakeEvent = Callable[[CaseState, int, Message, Ctx], ev.CaseEvent]
+
+
+def envelope(state: CaseState, step: int, payload: Message, ctx: Ctx) -> ev.CaseEvent:
+    """The bare event a decision's payload becomes (no ids, no actor): what
+    ``apply`` needs to fold it, for a history checked before it is recorded."""
+    event = ev.CaseEvent(
+        case_id=state.case_id,
+        district_id=state.district_id,
+        case_version=state.version + step,
+        entry=ctx.entry_mode,  # type: ignore[arg-type]
+        late_reason=ctx.late_reason,
+        occurred_at=to_timestamp(ctx.at),
+        recorded_at=to_timestamp(ctx.now),
+    )
+    getattr(event, payload_field(payload)).CopyFrom(payload)
+    return event
+
+
+def history(
+    state: CaseState,
+    steps: Sequence[tuple[Command, datetime]],
+    ctx: Ctx,
+    make_event: MakeEvent = envelope,
+) -> tuple[list[ev.CaseEvent], CaseState]:
+    """Every step of an imported history, each at its own time, through
+    ``decide`` and ``apply`` as if entered one after another: the events
+    and the state they lead to, or the first refusal, naming the step
+    (``steps[3].occurred_at: is before the case was routed (…)``)."""
+    if not steps:
+        raise InvalidArgument("steps", "a history has at least one step")
+    events: list[ev.CaseEvent] = []
+    for i, (cmd, at) in enumerate(steps):
+        step_ctx = replace(ctx, occurred_at=at, entry=ev.ENTRY_HISTORY)
+        try:
+            step_ctx = check_when(state, step_ctx)
+            payloads = decide(state, cmd, step_ctx)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"steps[{i}].{e.field}", e.message.split(": ", 1)[1]) from e
+        except XinfangError as e:
+            raise type(e)(f"steps[{i}] ({type(cmd).__name__}): {e.message}") from e
+        new = [make_event(state, j + 1, p, step_ctx) for j, p in enumerate(payloads)]
+        for event in new:
+            state = apply(state, event)
+        events.extend(new)
+    return events, state
 
 
 def replace_inputs(state: CaseState, event_id: str) -> CaseState:

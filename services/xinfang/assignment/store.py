@@ -39,7 +39,15 @@ from xinfang.core.mongo import Doc
 from xinfang.core.outbox import Outbox, outbox_field
 from xinfang.core.store import Store
 
-__all__ = ["RECORDS", "SNAPSHOTS", "CaseStore", "Recorded", "first_event_id", "record_id"]
+__all__ = [
+    "RECORDS",
+    "SNAPSHOTS",
+    "CaseStore",
+    "Recorded",
+    "first_event",
+    "first_event_id",
+    "record_id",
+]
 
 RECORDS = "case_records"
 SNAPSHOTS = "cases"
@@ -122,6 +130,10 @@ class CaseStore:
 
     async def first_record(self, case_id: str) -> Doc | None:
         return await self.store.get(RECORDS, record_id(case_id, 1))
+
+    async def record(self, case_id: str, first_version: int) -> Doc | None:
+        """The record whose first event is at ``first_version``, if any."""
+        return await self.store.get(RECORDS, record_id(case_id, first_version))
 
     async def commit_new(
         self, cases: Sequence[tuple[Sequence[ev.CaseEvent], CaseState, Sequence[ev.CaseEvent]]]
@@ -210,9 +222,14 @@ def _found(state: CaseState | None, district_id: str, case_id: str) -> CaseState
     return state
 
 
+def first_event(doc: Doc) -> ev.CaseEvent:
+    """The event a case's first record starts with (its registration)."""
+    return _recorded(doc).events[0]
+
+
 def first_event_id(doc: Doc) -> str:
     """The id of the event a case's first record starts with (its registration)."""
-    return _recorded(doc).events[0].event_id
+    return first_event(doc).event_id
 
 
 def _fold(state: CaseState | None, rec: Recorded) -> CaseState:

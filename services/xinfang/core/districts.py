@@ -127,6 +127,9 @@ class District:
     reception: Reception = field(default_factory=Reception)
     # score weights and fairness settings, parsed by supervision.scoring
     scoring: dict[str, Any] = field(default_factory=dict)
+    # how far back a step may be entered late (补录), in days; imported
+    # histories are not bound by it
+    late_entry_days: int = 30
     version: int = 1
 
     def limit(self, name: str) -> Limit:
@@ -214,6 +217,9 @@ def parse_district(doc: dict[str, Any]) -> District:
     except (TypeError, ValueError) as e:
         raise InvalidArgument("leader_rules.repeat_threshold", "must be a whole number") from e
     reception = _parse_reception(doc.get("reception") or {}, leaders)
+    late = doc.get("late_entry_days", 30)
+    if isinstance(late, bool) or not isinstance(late, int) or not 0 <= late <= 366:
+        raise InvalidArgument("late_entry_days", "is a whole number of days, 0 to 366")
     return District(
         district_id=did,
         name=_req(doc, "name", "district"),
@@ -228,6 +234,7 @@ def parse_district(doc: dict[str, Any]) -> District:
         leader_rules=leader_rules,
         reception=reception,
         scoring=dict(doc.get("scoring") or {}),
+        late_entry_days=late,
         version=int(doc.get("version", 1)),
     )
 

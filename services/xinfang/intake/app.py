@@ -56,6 +56,7 @@ class _Pending:
     reg: Registration
     ref: str
     matter_id: str
+    history_source: str = ""  # the system a history is imported from
 
 
 class Intake:
@@ -84,7 +85,15 @@ class Intake:
         # "same petitioner, same matter": keyed by pseudonym and category
         matter_id = f"{district_id}:{ref}:{reg.category}"
         return await self._writer.submit(
-            _Pending(district_id, case_id, req.request_id, reg, ref, matter_id)
+            _Pending(
+                district_id,
+                case_id,
+                req.request_id,
+                reg,
+                ref,
+                matter_id,
+                req.history_source.strip(),
+            )
         )
 
     async def _write(self, items: Sequence[_Pending]) -> list[pb.RegisterPetitionResponse]:
@@ -149,6 +158,10 @@ class Intake:
     def _case_doc(self, p: _Pending, seq: int, previous_case_id: str) -> Doc:
         kind = ev.PETITION_KIND_FIRST if seq == 1 else ev.PETITION_KIND_REPEAT
         event = self._event(p.case_id, p.reg, p.ref, kind, previous_case_id, seq - 1)
+        if p.history_source:
+            # its steps follow from the system used before (assignment.ImportHistory)
+            event.entry = ev.ENTRY_HISTORY
+            event.late_reason = f"history: {p.history_source}"
         sealed = self.vault.seal(p.district_id, p.case_id, p.reg.identity)
         doc: Doc = {
             "_id": p.case_id,

@@ -336,12 +336,21 @@ def valid_id_number_for(rng: random.Random, birth: date) -> str:
 
 
 def petitions(
-    district: dict[str, Any], n: int, *, seed: int = 7, start: date, end: date
+    district: dict[str, Any],
+    n: int,
+    *,
+    seed: int = 7,
+    start: date,
+    end: date,
+    yearly_change: float = 0.0,
 ) -> Iterator[pb.RegisterPetitionRequest]:
     """``n`` registrations over ``[start, end]``, oldest first.
 
     Times are drawn first and sorted, and people are assigned in that order,
     so a repeat petitioner's visits always follow their first one.
+    ``yearly_change`` makes the load drift (-0.1: a tenth fewer a year later),
+    so a span of years has a trend to compare; 0 leaves the data of a seed
+    as it always was.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, not {n}")
@@ -362,7 +371,7 @@ def petitions(
     channels = [c for c, _ in _CHANNELS]
     channel_weights = [w for _, w in _CHANNELS]
 
-    times = sorted(_received_times(rng, n, start, end))
+    times = sorted(_received_times(rng, n, start, end, yearly_change))
     people: list[_Person] = []  # one entry per petition: busy petitioners come back more
     for i, received in enumerate(times):
         if people and rng.random() < _REPEAT_SHARE:
@@ -443,9 +452,16 @@ def _township_weights(rng: random.Random, places: Sequence[_Place]) -> list[floa
     return [1.0 / rank[p.township_id] / per_township[p.township_id] for p in places]
 
 
-def _received_times(rng: random.Random, n: int, start: date, end: date) -> list[datetime]:
+def _received_times(
+    rng: random.Random, n: int, start: date, end: date, yearly_change: float = 0.0
+) -> list[datetime]:
     days = [start + timedelta(d) for d in range((end - start).days + 1)]
-    weights = [_WEEKDAY_WEIGHT if d.weekday() < 5 else _WEEKEND_WEIGHT for d in days]
+    weights: list[float] = [_WEEKDAY_WEIGHT if d.weekday() < 5 else _WEEKEND_WEIGHT for d in days]
+    if yearly_change:
+        weights = [
+            w * (1 + yearly_change) ** ((d - start).days / 365.25)
+            for w, d in zip(weights, days, strict=True)
+        ]
     office_seconds = int(_OFFICE_HOURS.total_seconds())
     out: list[datetime] = []
     for day in rng.choices(days, weights, k=n):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Histogram
@@ -35,7 +35,11 @@ from xinfang.supervision.docs import (
 )
 from xinfang.supervision.tallies import month_of, tally_deltas, tally_doc_id
 
-__all__ = ["CASE_INFO", "ClockConsumer"]
+__all__ = ["CASE_INFO", "HISTORY_SETTLE", "ClockConsumer"]
+
+# how long the clocks a history's registration starts wait for its steps
+# (``intake.history`` records them within moments of the registration)
+HISTORY_SETTLE = timedelta(minutes=10)
 
 STAGE_DAYS = Histogram(
     "xinfang_stage_duration_days",
@@ -86,6 +90,9 @@ class ClockConsumer(Documents):
         ops = clock_ops(event)
         marker = {f"_applied.{event.event_id}": [pos.partition, pos.offset]}
         written_at = datetime.now(UTC)
+        # a registration imported with its history (its clocks are long due,
+        # and the steps that stop them are on their way)
+        history = event.entry == ev.ENTRY_HISTORY and payload_name(event) == "registered"
         today = written_at.astimezone(SHANGHAI).strftime("%Y%m%d")
         by_kind: dict[int, Applied] = {}
         # (clock, unit) -> increments; unit "" is the district's own tally
@@ -111,6 +118,10 @@ class ClockConsumer(Documents):
             upd: dict[str, Any] = {"$set": {**res.doc, **marker, "_written_at": written_at}}
             if unset := unset_fields(old, res.doc):
                 upd["$unset"] = unset
+            if history:  # its steps follow: not judged before they had time to come
+                upd["$set"]["_judge_after"] = written_at + HISTORY_SETTLE
+            elif old is not None and "_judge_after" in old:
+                upd.setdefault("$unset", {})["_judge_after"] = ""
             b.update(CLOCKS, doc_id, upd)
             for bucket, day in res.indexed:
                 b.also(BUCKETS, f"{bucket}:{day}", {"$addToSet": {"ids": doc_id}})

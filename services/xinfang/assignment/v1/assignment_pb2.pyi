@@ -218,12 +218,23 @@ class CommandContext(_message.Message):
     CASE_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    LATE_REASON_FIELD_NUMBER: _builtins.int
     district_id: _builtins.str
     case_id: _builtins.str
     expected_version: _builtins.int
     """0: no check"""
+    late_reason: _builtins.str
+    """Why it is entered late: required when occurred_at is more than a day ago."""
     @_builtins.property
     def actor(self) -> _events_pb2.Actor: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the step really happened (补录); unset: now. Not in the future, not
+        before the case's previous step, not further back than the district's
+        late-entry window (default 30 days).
+        """
+
     def __init__(
         self,
         *,
@@ -231,10 +242,12 @@ class CommandContext(_message.Message):
         case_id: _builtins.str = ...,
         expected_version: _builtins.int = ...,
         actor: _events_pb2.Actor | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        late_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "case_id", b"case_id", "district_id", b"district_id", "expected_version", b"expected_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "case_id", b"case_id", "district_id", b"district_id", "expected_version", b"expected_version", "late_reason", b"late_reason", "occurred_at", b"occurred_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -775,6 +788,162 @@ class CaseView(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaseView: _TypeAlias = CaseView  # noqa: Y015
+
+@_typing.final
+class HistoryStep(_message.Message):
+    """One step of an imported history: a command request of its own kind, whose
+    ctx gives only occurred_at (required); the rest of the ctx is the import's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
+    OBJECT_REMIT_FIELD_NUMBER: _builtins.int
+    DESIGNATE_FIELD_NUMBER: _builtins.int
+    ESCALATE_FIELD_NUMBER: _builtins.int
+    LEADER_PACKAGE_FIELD_NUMBER: _builtins.int
+    VISIT_OUT_FIELD_NUMBER: _builtins.int
+    EXTEND_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    DECIDE_REVIEW_FIELD_NUMBER: _builtins.int
+    BACKFLOW_FIELD_NUMBER: _builtins.int
+    HEARING_START_FIELD_NUMBER: _builtins.int
+    HEARING_END_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def route(self) -> Global___RouteCaseRequest: ...
+    @_builtins.property
+    def notice(self) -> Global___SendNoticeRequest: ...
+    @_builtins.property
+    def accept(self) -> Global___AcceptCaseRequest: ...
+    @_builtins.property
+    def object_remit(self) -> Global___ObjectRemitRequest: ...
+    @_builtins.property
+    def designate(self) -> Global___DesignateUnitRequest: ...
+    @_builtins.property
+    def escalate(self) -> Global___EscalateRequest: ...
+    @_builtins.property
+    def leader_package(self) -> Global___AssignLeaderPackageRequest: ...
+    @_builtins.property
+    def visit_out(self) -> Global___RecordVisitOutRequest: ...
+    @_builtins.property
+    def extend(self) -> Global___ExtendHandlingRequest: ...
+    @_builtins.property
+    def reply(self) -> Global___ReplyRequest: ...
+    @_builtins.property
+    def rate(self) -> Global___RateSatisfactionRequest: ...
+    @_builtins.property
+    def review(self) -> Global___RequestReviewRequest: ...
+    @_builtins.property
+    def decide_review(self) -> Global___DecideReviewRequest: ...
+    @_builtins.property
+    def backflow(self) -> Global___ReopenBackflowRequest: ...
+    @_builtins.property
+    def hearing_start(self) -> Global___HearingRequest: ...
+    @_builtins.property
+    def hearing_end(self) -> Global___HearingRequest: ...
+    def __init__(
+        self,
+        *,
+        route: Global___RouteCaseRequest | None = ...,
+        notice: Global___SendNoticeRequest | None = ...,
+        accept: Global___AcceptCaseRequest | None = ...,
+        object_remit: Global___ObjectRemitRequest | None = ...,
+        designate: Global___DesignateUnitRequest | None = ...,
+        escalate: Global___EscalateRequest | None = ...,
+        leader_package: Global___AssignLeaderPackageRequest | None = ...,
+        visit_out: Global___RecordVisitOutRequest | None = ...,
+        extend: Global___ExtendHandlingRequest | None = ...,
+        reply: Global___ReplyRequest | None = ...,
+        rate: Global___RateSatisfactionRequest | None = ...,
+        review: Global___RequestReviewRequest | None = ...,
+        decide_review: Global___DecideReviewRequest | None = ...,
+        backflow: Global___ReopenBackflowRequest | None = ...,
+        hearing_start: Global___HearingRequest | None = ...,
+        hearing_end: Global___HearingRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "backflow", b"backflow", "decide_review", b"decide_review", "designate", b"designate", "escalate", b"escalate", "extend", b"extend", "hearing_end", b"hearing_end", "hearing_start", b"hearing_start", "leader_package", b"leader_package", "notice", b"notice", "object_remit", b"object_remit", "rate", b"rate", "reply", b"reply", "review", b"review", "route", b"route", "step", b"step", "visit_out", b"visit_out"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "backflow", b"backflow", "decide_review", b"decide_review", "designate", b"designate", "escalate", b"escalate", "extend", b"extend", "hearing_end", b"hearing_end", "hearing_start", b"hearing_start", "leader_package", b"leader_package", "notice", b"notice", "object_remit", b"object_remit", "rate", b"rate", "reply", b"reply", "review", b"review", "route", b"route", "step", b"step", "visit_out", b"visit_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_step: _TypeAlias = _typing.Literal["route", "notice", "accept", "object_remit", "designate", "escalate", "leader_package", "visit_out", "extend", "reply", "rate", "review", "decide_review", "backflow", "hearing_start", "hearing_end"]  # noqa: Y015
+    _WhichOneofArgType_step: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_step) -> _WhichOneofReturnType_step | None: ...
+
+Global___HistoryStep: _TypeAlias = HistoryStep  # noqa: Y015
+
+@_typing.final
+class ImportHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CTX_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """the previous system and its case number, e.g. "old-xf:2025-00017";
+    recorded as every imported event's late_reason
+    """
+    dry_run: _builtins.bool
+    """validate only, record nothing; for a case not registered yet, the
+    registration it will have (as intake would publish it)
+    """
+    @_builtins.property
+    def ctx(self) -> Global___CommandContext:
+        """district, case and the importing office user; expected_version unused"""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryStep]: ...
+    @_builtins.property
+    def registration(self) -> _events_pb2.CaseRegistered: ...
+    def __init__(
+        self,
+        *,
+        ctx: Global___CommandContext | None = ...,
+        source: _builtins.str = ...,
+        steps: _abc.Iterable[Global___HistoryStep] | None = ...,
+        dry_run: _builtins.bool = ...,
+        registration: _events_pb2.CaseRegistered | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ctx", b"ctx", "registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ctx", b"ctx", "dry_run", b"dry_run", "registration", b"registration", "source", b"source", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportHistoryRequest: _TypeAlias = ImportHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ImportHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    IMPORTED_BEFORE_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """recorded now (false for a dry run or a history imported before)"""
+    imported_before: _builtins.bool
+    """this very history was imported before: nothing changed"""
+    @_builtins.property
+    def case(self) -> Global___CaseView: ...
+    def __init__(
+        self,
+        *,
+        case: Global___CaseView | None = ...,
+        applied: _builtins.bool = ...,
+        imported_before: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "case", b"case", "imported_before", b"imported_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportHistoryResponse: _TypeAlias = ImportHistoryResponse  # noqa: Y015
 
 @_typing.final
 class GetTimelineRequest(_message.Message):

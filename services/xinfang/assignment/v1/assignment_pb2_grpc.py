@@ -144,6 +144,11 @@ class AssignmentServiceStub:
                 request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.SerializeToString,
                 response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.FromString,
                 _registered_method=True)
+        self.ImportHistory = channel.unary_unary(
+                '/xinfang.assignment.v1.AssignmentService/ImportHistory',
+                request_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryRequest.SerializeToString,
+                response_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class AssignmentServiceServicer:
@@ -287,6 +292,16 @@ class AssignmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportHistory(self, request, context):
+        """A case's steps from the system the district used before, all at once:
+        validated whole through the lifecycle and recorded as one record, or
+        refused whole. The petition office only; the late-entry window does not
+        apply, and every event is marked ENTRY_HISTORY with the source as reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssignmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -399,6 +414,11 @@ def add_AssignmentServiceServicer_to_server(servicer, server):
                     servicer.ListUnroutedCases,
                     request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.FromString,
                     response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.SerializeToString,
+            ),
+            'ImportHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportHistory,
+                    request_deserializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryRequest.FromString,
+                    response_serializer=xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -995,6 +1015,33 @@ class AssignmentService:
             '/xinfang.assignment.v1.AssignmentService/ListUnroutedCases',
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ListUnroutedCasesRequest.SerializeToString,
             xinfang_dot_assignment_dot_v1_dot_assignment__pb2.UnroutedCases.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xinfang.assignment.v1.AssignmentService/ImportHistory',
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryRequest.SerializeToString,
+            xinfang_dot_assignment_dot_v1_dot_assignment__pb2.ImportHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,12 @@ class AssignmentServiceStub:
     """Registered cases no routing row matched: they wait for the office to
     route them by hand (RouteCase), oldest first.
     """
+    ImportHistory: _grpc.UnaryUnaryMultiCallable[_assignment_pb2.ImportHistoryRequest, _assignment_pb2.ImportHistoryResponse]
+    """A case's steps from the system the district used before, all at once:
+    validated whole through the lifecycle and recorded as one record, or
+    refused whole. The petition office only; the late-entry window does not
+    apply, and every event is marked ENTRY_HISTORY with the source as reason.
+    """
 
 @_typing.type_check_only
 class AssignmentServiceAsyncStub(AssignmentServiceStub):
@@ -100,6 +106,12 @@ class AssignmentServiceAsyncStub(AssignmentServiceStub):
     ListUnroutedCases: _aio.UnaryUnaryMultiCallable[_assignment_pb2.ListUnroutedCasesRequest, _assignment_pb2.UnroutedCases]  # type: ignore[assignment]
     """Registered cases no routing row matched: they wait for the office to
     route them by hand (RouteCase), oldest first.
+    """
+    ImportHistory: _aio.UnaryUnaryMultiCallable[_assignment_pb2.ImportHistoryRequest, _assignment_pb2.ImportHistoryResponse]  # type: ignore[assignment]
+    """A case's steps from the system the district used before, all at once:
+    validated whole through the lifecycle and recorded as one record, or
+    refused whole. The petition office only; the late-entry window does not
+    apply, and every event is marked ENTRY_HISTORY with the source as reason.
     """
 
 class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -263,6 +275,18 @@ class AssignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_assignment_pb2.UnroutedCases, _abc.Awaitable[_assignment_pb2.UnroutedCases]]:
         """Registered cases no routing row matched: they wait for the office to
         route them by hand (RouteCase), oldest first.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportHistory(
+        self,
+        request: _assignment_pb2.ImportHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assignment_pb2.ImportHistoryResponse, _abc.Awaitable[_assignment_pb2.ImportHistoryResponse]]:
+        """A case's steps from the system the district used before, all at once:
+        validated whole through the lifecycle and recorded as one record, or
+        refused whole. The petition office only; the late-entry window does not
+        apply, and every event is marked ENTRY_HISTORY with the source as reason.
         """
 
 def add_AssignmentServiceServicer_to_server(servicer: AssignmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -234,6 +234,33 @@ CLOCK_KIND_REREVIEW_DECISION: ClockKind.ValueType  # 9
 """30 d, Art. 36"""
 Global___ClockKind: _TypeAlias = ClockKind  # noqa: Y015
 
+class _Entry:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EntryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Entry.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENTRY_UNSPECIFIED: _Entry.ValueType  # 0
+    """recorded as it happened (or by a producer older than this field)"""
+    ENTRY_LATE: _Entry.ValueType  # 1
+    """补录: entered after the fact, within the district's late-entry window"""
+    ENTRY_HISTORY: _Entry.ValueType  # 2
+    """imported with the case's history from the system used before"""
+
+class Entry(_Entry, metaclass=_EntryEnumTypeWrapper):
+    """How a step came to be recorded. Every event carries both when it happened
+    (occurred_at) and when the server recorded it (recorded_at); clocks,
+    on-time figures and reports count from occurred_at.
+    """
+
+ENTRY_UNSPECIFIED: Entry.ValueType  # 0
+"""recorded as it happened (or by a producer older than this field)"""
+ENTRY_LATE: Entry.ValueType  # 1
+"""补录: entered after the fact, within the district's late-entry window"""
+ENTRY_HISTORY: Entry.ValueType  # 2
+"""imported with the case's history from the system used before"""
+Global___Entry: _TypeAlias = Entry  # noqa: Y015
+
 @_typing.final
 class Actor(_message.Message):
     """Who did it: a staff account and its role, never a petitioner."""
@@ -273,6 +300,8 @@ class CaseEvent(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     CASE_VERSION_FIELD_NUMBER: _builtins.int
     PRODUCER_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    LATE_REASON_FIELD_NUMBER: _builtins.int
     REGISTERED_FIELD_NUMBER: _builtins.int
     ROUTED_FIELD_NUMBER: _builtins.int
     NOTICE_SENT_FIELD_NUMBER: _builtins.int
@@ -310,6 +339,12 @@ class CaseEvent(_message.Message):
     """the producing aggregate's version after this event"""
     producer: _builtins.str
     """service that emitted it"""
+    entry: Global___Entry.ValueType
+    """live, late (补录) or imported history"""
+    late_reason: _builtins.str
+    """why the step is entered late: required when it is recorded more than a day
+    after it happened; for imported history, the source system and its case number
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -381,6 +416,8 @@ class CaseEvent(_message.Message):
         actor: Global___Actor | None = ...,
         case_version: _builtins.int = ...,
         producer: _builtins.str = ...,
+        entry: Global___Entry.ValueType = ...,
+        late_reason: _builtins.str = ...,
         registered: Global___CaseRegistered | None = ...,
         routed: Global___CaseRouted | None = ...,
         notice_sent: Global___NoticeSent | None = ...,
@@ -411,7 +448,7 @@ class CaseEvent(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_rescheduled", b"deadline_rescheduled", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_rescheduled", b"deadline_rescheduled", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "district_id", b"district_id", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "actor", b"actor", "backflow_reopened", b"backflow_reopened", "case_id", b"case_id", "case_version", b"case_version", "clock_started", b"clock_started", "clock_stopped", b"clock_stopped", "deadline_breached", b"deadline_breached", "deadline_rescheduled", b"deadline_rescheduled", "deadline_warned", b"deadline_warned", "deadline_window_closed", b"deadline_window_closed", "district_id", b"district_id", "entry", b"entry", "event_id", b"event_id", "finalized", b"finalized", "handling_extended", b"handling_extended", "hearing_ended", b"hearing_ended", "hearing_started", b"hearing_started", "late_reason", b"late_reason", "leader_package_assigned", b"leader_package_assigned", "leader_visit_out", b"leader_visit_out", "notice_sent", b"notice_sent", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "recorded_at", b"recorded_at", "registered", b"registered", "remit_disputed", b"remit_disputed", "remit_objected", b"remit_objected", "reply_issued", b"reply_issued", "review_decided", b"review_decided", "review_requested", b"review_requested", "routed", b"routed", "satisfaction_rated", b"satisfaction_rated", "suggestion_adopted", b"suggestion_adopted", "suggestion_made", b"suggestion_made", "supervision_order_issued", b"supervision_order_issued", "tier_escalated", b"tier_escalated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["registered", "routed", "notice_sent", "remit_objected", "tier_escalated", "leader_package_assigned", "handling_extended", "reply_issued", "satisfaction_rated", "review_requested", "review_decided", "finalized", "backflow_reopened", "accepted", "leader_visit_out", "hearing_started", "hearing_ended", "suggestion_made", "suggestion_adopted", "remit_disputed", "clock_started", "clock_stopped", "deadline_warned", "deadline_breached", "supervision_order_issued", "deadline_window_closed", "deadline_rescheduled"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015

@@ -121,6 +121,7 @@ class RegisterPetitionRequest(_message.Message):
     ORAL_FIELD_NUMBER: _builtins.int
     REPRESENTATIVES_FIELD_NUMBER: _builtins.int
     ESCALATED_FIELD_NUMBER: _builtins.int
+    HISTORY_SOURCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """client-chosen idempotency key"""
     district_id: _builtins.str
@@ -135,6 +136,11 @@ class RegisterPetitionRequest(_message.Message):
     oral: _builtins.bool
     representatives: _builtins.int
     escalated: _builtins.bool
+    history_source: _builtins.str
+    """The registration of a case whose history follows (AssignmentService.
+    ImportHistory): the event is marked ENTRY_HISTORY with this source, and
+    assignment does not route it by the table; the history's steps do.
+    """
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -157,10 +163,11 @@ class RegisterPetitionRequest(_message.Message):
         oral: _builtins.bool = ...,
         representatives: _builtins.int = ...,
         escalated: _builtins.bool = ...,
+        history_source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["petitioner", b"petitioner", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "category", b"category", "channel", b"channel", "content", b"content", "district_id", b"district_id", "escalated", b"escalated", "oral", b"oral", "people_count", b"people_count", "petitioner", b"petitioner", "received_at", b"received_at", "representatives", b"representatives", "request_id", b"request_id", "source", b"source", "township_id", b"township_id", "village_id", b"village_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "category", b"category", "channel", b"channel", "content", b"content", "district_id", b"district_id", "escalated", b"escalated", "history_source", b"history_source", "oral", b"oral", "people_count", b"people_count", "petitioner", b"petitioner", "received_at", b"received_at", "representatives", b"representatives", "request_id", b"request_id", "source", b"source", "township_id", b"township_id", "village_id", b"village_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
