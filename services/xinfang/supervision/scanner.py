@@ -13,9 +13,11 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import ALL_DISTRICTS
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
 from xinfang.core.districts import District
+from xinfang.core.errors import NotFound
 from xinfang.core.mongo import doc_lock, upsert_by_id
 from xinfang.core.outbox import outbox_field
 from xinfang.supervision.clocks import clock_label, day_key, schedule, tallied_unit
@@ -154,14 +156,19 @@ class Scanner(Documents):
         await self.clocks.update_one({"_id": clock_id}, {"$set": fields})
         return len(events)
 
-    async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int]:
+    async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int, int]:
         """Recompute the deadlines of a district's open clocks (its calendar or
-        limits changed). Reads the due buckets around today: work grows with
-        the open clocks of that district, not with all clocks."""
-        district = await self.directory.get(district_id)
+        limits changed), or of every district's (``*``: the platform's
+        calendar changed). Reads the due buckets around today: work grows with
+        the open clocks, not with all clocks. Returns (open clocks, moved,
+        still estimated)."""
+        every = district_id == ALL_DISTRICTS
+        districts: dict[str, District | None] = {}
+        if not every:  # an unknown district is refused, not skipped
+            districts[district_id] = await self.directory.get(district_id, fresh=True)
         today = datetime.now(SHANGHAI).date()
         seen: set[str] = set()
-        open_n = moved = 0
+        open_n = moved = estimated = 0
         for offset in range(-horizon_days, horizon_days + 1):
             key = (today + timedelta(days=offset)).strftime("%Y%m%d")
             doc = await self.buckets.find_one({"_id": f"due:{key}"})
@@ -170,27 +177,44 @@ class Scanner(Documents):
                     continue
                 seen.add(clock_id)
                 async with doc_lock(self.clocks, clock_id):
-                    moved_to = await self._reschedule(clock_id, district, key)
-                if moved_to is None:
+                    found = await self._reschedule(clock_id, key, districts, every)
+                if found is None:
                     continue
+                moved_to, still_estimated = found
                 open_n += 1
-                if moved_to:
-                    moved += 1
-        return open_n, moved
+                moved += bool(moved_to)
+                estimated += still_estimated
+        return open_n, moved, estimated
 
-    async def _reschedule(self, clock_id: str, district: District, key: str) -> str | None:
+    async def _reschedule(
+        self, clock_id: str, key: str, districts: dict[str, District | None], every: bool
+    ) -> tuple[str, bool] | None:
         """Recompute one open clock (caller holds its lock); None if it is not
-        an open clock of the district indexed under ``key``, "" if unmoved."""
+        an open clock of the districts asked for indexed under ``key``, else
+        (its new due day, "" if unmoved; whether it is still estimated)."""
         c = await self.clocks.find_one({"_id": clock_id})
-        if c is None or c["district_id"] != district.district_id or not c.get("open"):
+        if c is None or not c.get("open") or c.get("due_day") != key:
+            return None  # closed, or a stale bucket entry: indexed elsewhere
+        did = str(c["district_id"])
+        if did not in districts:
+            if not every:
+                return None
+            try:
+                districts[did] = await self.directory.get(did, fresh=True)
+            except NotFound:
+                districts[did] = None  # a clock of a district since removed
+        district = districts[did]
+        if district is None:
             return None
-        if c.get("due_day") != key:
-            return None  # a stale bucket entry; the clock is indexed elsewhere
         dl, warn = schedule(
             c["kind"], c.get("tier", 0), c["started_at"], c.get("extra_days", 0), district
         )
         if dl.due_at == c["due_at"]:
-            return ""
+            if dl.estimated != bool(c.get("estimated")):  # the same day, now known
+                await self.clocks.update_one(
+                    {"_id": clock_id}, {"$set": {"estimated": dl.estimated}}
+                )
+            return "", dl.estimated
         new_day = day_key(dl.due_at)
         await self.clocks.update_one(
             {"_id": clock_id},
@@ -207,7 +231,7 @@ class Scanner(Documents):
                 await upsert_by_id(self.stats, unit_doc, moved)
         await self._index("due", new_day, clock_id)
         await self._index("warn", day_key(warn), clock_id)
-        return new_day
+        return new_day, dl.estimated
 
 
 def _day(key: str) -> date:
