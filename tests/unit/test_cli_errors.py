@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from xinfang.cli import main
+from xinfang.cli import _names, main, render_summary
 from xinfang.cli_calendar import template
 from xinfang.core.calendar import parse_arrangement
+from xinfang.core.districts import parse_district
 from xinfang.core.errors import InvalidArgument
+from xinfang.reporting.v1 import reporting_pb2 as rpb
+from xinfang.sample.generator import sample_district
 
 KEY = base64.b64encode(b"k" * 32).decode()
 
@@ -135,3 +138,21 @@ def test_a_service_that_does_not_answer_is_one_line(
         "xinfang report: a service does not answer: is it up? (scripts/services.sh status) "
         "(UNAVAILABLE)"
     )
+
+
+def test_the_summary_names_townships_units_and_categories() -> None:
+    d = parse_district(sample_district())
+    township, category = next(iter(d.townships)), next(iter(d.categories))
+    unit = next(iter(d.units))
+    s = rpb.DistrictSummary(
+        district_id=d.district_id, period="2026", received=3,
+        by_township={township: 3}, by_category={category: 2}, by_unit={unit: 1},
+    )  # fmt: skip
+    names = [(township, d.townships[township]), (category, d.categories[category]),
+             (unit, d.units[unit].name)]  # fmt: skip
+    for lang in ("zh", "en"):
+        out = render_summary(s, _names(d), lang)
+        assert d.name in out
+        for code, name in names:
+            assert f"    {name}: " in out
+            assert f"    {code}: " not in out
