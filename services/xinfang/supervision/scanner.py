@@ -175,11 +175,11 @@ class Scanner(Documents):
             for clock_id in (doc or {}).get("ids", []):
                 if clock_id in seen:
                     continue
-                seen.add(clock_id)
                 async with doc_lock(self.clocks, clock_id):
                     found = await self._reschedule(clock_id, key, districts, every)
                 if found is None:
-                    continue
+                    continue  # a stale entry (moved before): met again under its day
+                seen.add(clock_id)  # once, even if it moves to a later day of the loop
                 moved_to, still_estimated = found
                 open_n += 1
                 moved += bool(moved_to)
