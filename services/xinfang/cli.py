@@ -790,6 +790,7 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         except grpc.aio.AioRpcError as e:
             print(f"clocks not re-evaluated (supervision: {e.code().name}); "
                   "run it again when supervision is up", file=sys.stderr)  # fmt: skip
+            return 1  # stored; the open clocks wait for a re-evaluation
         return 0
     if a.cmd == "calendar":
         return asyncio.run(cli_calendar.run(settings, a))

@@ -10,6 +10,9 @@
     xinfang calendar withdraw YEAR [--by U]
     xinfang calendar reevaluate           re-evaluate every district's open clocks
 
+load and withdraw exit 1 when the change is stored but supervision could not
+re-evaluate the clocks (run reevaluate when it is up).
+
 The load is platform-wide: the notice is the State Council's, the same for
 every district; a district's own rest and working days stay on top of it.
 """
@@ -140,16 +143,14 @@ async def _load(settings: Settings, path: str, by: str) -> int:
     print(f"  make-up working days ({len(a.working_days)}): {_dates(a.working_days)}")
     for line in _differences(a):
         print(f"  overrules {line}")
-    await _reevaluate(settings)
-    return 0
+    return await _reevaluate(settings)  # 1: stored, but the clocks wait for a re-evaluation
 
 
 async def _withdraw(settings: Settings, year: int, by: str) -> int:
     async with _directory(settings) as d:
         a = await d.withdraw_arrangement(year, by)
     print(f"{year}: withdrawn (version {a.version}, by {by}); {_decider(year, None)} decides")
-    await _reevaluate(settings)
-    return 0
+    return await _reevaluate(settings)
 
 
 def _decider(year: int, loaded: Arrangement | None) -> str:
