@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Benchmark, on a fresh stack of its own, printing every figure of one run
-# and a summary with each figure's target:
+# Benchmark, on a fresh stack of its own (ports from XINFANG_BENCH_PORT_BASE,
+# default 39000; data under .local/bench, reset at every run), printing every
+# figure of one run and a summary with each figure's target:
 #   bench.py        a burst of --n cases (cases/s, store calls per case), a
-#                   steady phase at 50 cases/s (p50/p99/max latency), the
-#                   rebuild by replay, Kafka's own producer/consumer ceilings
+#                   steady phase at --steady-rate cases/s (p50/p99/max latency),
+#                   the rebuild by replay, Kafka's own producer/consumer ceilings
 #   bench_store.py  the store's own ceilings on the same FerretDB: raw
 #                   updates/s by _id, and the pipeline's writes replayed
 #   bench_clocks.py supervision's scanner and re-evaluation on the store
-#   scripts/bench.sh [--n 5000] [--concurrency 32] [--steady-n 1500] [--steady-rate 50]
-#                    [--kafka-records 200000] [--clocks 2000]   (--clocks 0: skip)
+# Usage, with the defaults:
+#   scripts/bench.sh [--n 5000] [--concurrency 32] [--seed 42] [--rate 0]
+#                    [--steady-n 1500] [--steady-rate 50]
+#                    [--kafka-records 200000] [--kafka-warmup 50000] [--clocks 2000]
+#   --rate 0: the burst is not paced; --steady-n 0, --kafka-records 0, --clocks 0: skip
+#   that phase. A quick run: scripts/bench.sh --n 300 --steady-n 150
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
@@ -18,6 +23,7 @@ clocks=2000
 args=()
 while (($#)); do
   case "$1" in
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --clocks) clocks=$2; shift 2 ;;
     --clocks=*) clocks=${1#*=}; shift ;;
     *) args+=("$1"); shift ;;

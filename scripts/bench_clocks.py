@@ -189,7 +189,7 @@ async def run(a: argparse.Namespace) -> None:
     while rest.weekday() >= 5:  # a working day becomes a rest day
         rest += timedelta(days=1)
     await directory.put(changed(doc, rest))
-    (open_n, moved), s, calls = await timed(recorded_then_applied(sup.reevaluate(did)))
+    (open_n, moved, _), s, calls = await timed(recorded_then_applied(sup.reevaluate(did)))
     figures.update(
         reeval_open=open_n, reeval_moved=moved, reeval_s=s, reeval_clocks_per_s=open_n / s
     )

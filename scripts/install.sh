@@ -2,6 +2,8 @@
 # Installs whatever is missing for the local stack and the services; safe to
 # run again (each step is skipped when its result is already there).
 #   scripts/install.sh [python|kafka|ferretdb|prometheus|all]
+# Go >= the go line of scripts/ferretdb/go.mod builds FerretDB; XINFANG_GO names
+# another go binary than the one on PATH.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -47,13 +49,32 @@ ferretdb_bin() { # the wrapper's sources are part of the cache key
   echo "$XINFANG_CACHE/ferretdb-$FERRETDB_VERSION-$h/xinfang-ferretdb"
 }
 
+# The Go the wrapper's module asks for (the "go" line of scripts/ferretdb/go.mod).
+# Go older than that cannot build it: Debian 12's golang-go is 1.19, and Go
+# before 1.21 cannot even fetch a newer toolchain by itself.
+check_go() {
+  local go=$1 want have
+  want=$(awk '$1 == "go" {print $2; exit}' "$XINFANG_ROOT/scripts/ferretdb/go.mod")
+  have=$("$go" env GOVERSION 2>/dev/null || "$go" version | awk '{print $3}')
+  have=${have#go}
+  if [[ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]]; then
+    die "$("$go" version 2>/dev/null || echo "$go") cannot build the FerretDB wrapper: its go.mod needs Go >= $want.
+  Install Go >= $want (Debian 13's golang-go is 1.24; on an older release a golang-1.24 or newer
+  package where it has one, or Go's own release archive), then put its bin/ first on PATH or name
+  it: XINFANG_GO=/usr/lib/go-1.24/bin/go scripts/install.sh ferretdb"
+  fi
+}
+
 install_ferretdb() {
   local bin; bin=$(ferretdb_bin)
   [[ -x "$bin" ]] && return 0
-  command -v go >/dev/null || need_apt golang-go
-  log "building FerretDB $FERRETDB_VERSION (embedded, SQLite backend); first build takes a few minutes"
+  local go=${XINFANG_GO:-go}
+  command -v "$go" >/dev/null || need_apt golang-go
+  command -v "$go" >/dev/null || die "no Go found (XINFANG_GO=$go): install Go >= 1.24"
+  check_go "$go"
+  log "building FerretDB $FERRETDB_VERSION (embedded, SQLite backend) with $("$go" version | awk '{print $3}'); first build takes a few minutes"
   mkdir -p "$(dirname "$bin")"
-  (cd "$XINFANG_ROOT/scripts/ferretdb" && go build -trimpath -o "$bin.tmp" .) && mv "$bin.tmp" "$bin"
+  (cd "$XINFANG_ROOT/scripts/ferretdb" && "$go" build -trimpath -o "$bin.tmp" .) && mv "$bin.tmp" "$bin"
 }
 
 install_prometheus() {
@@ -63,6 +84,7 @@ install_prometheus() {
 
 what=${1:-all}
 [[ "$what" == "--ferretdb-bin" ]] && { ferretdb_bin; exit 0; }
+[[ "$what" == "--check-go" ]] && { check_go "${XINFANG_GO:-go}"; exit 0; }
 case "$what" in
   python) install_python ;;
   kafka) install_kafka ;;

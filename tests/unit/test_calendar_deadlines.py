@@ -200,10 +200,11 @@ def test_working_days_in_year_without_data_are_monday_to_friday() -> None:
     assert dl.estimated is True
 
 
-def test_estimate_does_not_guess_holidays() -> None:
-    # Wed 2031-01-01 is a working day under the stated Monday-Friday rule
+def test_estimate_knows_the_statutory_new_years_day() -> None:
+    # Wed 2031-01-01 is New Year's Day, a rest day fixed by the regulation
+    # whatever the notice says: the period ends on Thu 2031-01-02
     dl = compute_deadline(_at(date(2030, 12, 31)), 1, DayType.CALENDAR, CAL)
-    assert dl.last_day == date(2031, 1, 1)
+    assert dl.last_day == date(2031, 1, 2)
     assert dl.estimated is True
 
 

@@ -41,7 +41,7 @@ from xinfang.assignment.lifecycle import to_doc
 from xinfang.assignment.store import CaseStore
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.batch import BatchConsumer, OwnedDocs
-from xinfang.core.calendar import SHANGHAI
+from xinfang.core.calendar import SHANGHAI, Arrangements
 from xinfang.core.codec import decode_event
 from xinfang.core.crypto import IdentityVault
 from xinfang.core.districts import DEFAULT_LIMITS, District, parse_district
@@ -135,6 +135,9 @@ class StaticDirectory:
         return (
             await self.get(district_id) if district_id == self.world.district.district_id else None
         )
+
+    async def arrangements(self, fresh: bool = False) -> Arrangements:
+        return Arrangements()  # no year loaded for the platform
 
 
 @dataclass

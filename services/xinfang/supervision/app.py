@@ -85,9 +85,9 @@ class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
         self, request: pb.ReevaluateClocksRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReevaluateClocksResponse:
         if not request.district_id:
-            raise InvalidArgument("district_id", "is required")
-        open_n, moved = await self.sup.reevaluate(request.district_id)
-        return pb.ReevaluateClocksResponse(open_clocks=open_n, moved=moved)
+            raise InvalidArgument("district_id", "is required (* for every district)")
+        open_n, moved, estimated = await self.sup.reevaluate(request.district_id)
+        return pb.ReevaluateClocksResponse(open_clocks=open_n, moved=moved, estimated=estimated)
 
 
 async def _every(seconds: float, what: str, fn: Any) -> None:

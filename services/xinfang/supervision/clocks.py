@@ -392,8 +392,11 @@ def apply_ops(
                 d[op.op] = True
         elif op.op == "move":
             m = op.moved
-            if m is None or not _same_basis(d, op.tier, m) or d["due_at"] == op.at:
-                continue  # moved already, or changed by a step since it was computed
+            if m is None or not _same_basis(d, op.tier, m):
+                continue  # changed by a step since the move was computed
+            if d["due_at"] == op.at:
+                d["estimated"] = m.estimated  # the same day, now known (or not)
+                continue
             if not d.get("paused"):
                 bump(f"due.{d['due_day']}", -1)
             d.update(
@@ -438,14 +441,18 @@ def moved_deadline(
 ) -> tuple[Deadline, datetime] | None:
     """The deadline an open clock gets under the district as it is now, or
     None when it keeps the one it has (re-evaluation's decision; the
-    consumer applies it with a ``move``)."""
+    consumer applies it with a ``move``). The same day, now counted on a
+    known year rather than an estimated one, is a move too: the clock stops
+    saying ``estimated``."""
     if not clock.get("open"):
         return None
     dl, warn = schedule(
         clock["kind"], clock.get("tier", 0), clock["started_at"], clock.get("extra_days", 0),
         district,
     )  # fmt: skip
-    return None if dl.due_at == clock["due_at"] else (dl, warn)
+    if dl.due_at == clock["due_at"] and dl.estimated == bool(clock.get("estimated")):
+        return None
+    return dl, warn
 
 
 # ---- SLA tallies for metrics --------------------------------------------------

@@ -21,8 +21,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.auth import ALL_DISTRICTS
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
+from xinfang.core.districts import District
+from xinfang.core.errors import NotFound
 from xinfang.core.mongo import Doc
 from xinfang.core.outbox import outbox_field
 from xinfang.core.store import Update
@@ -177,51 +180,67 @@ class Scanner(Documents):
         await self.store.write(META, [("scan", {"$set": {"done_through": done}})])
         return emitted
 
-    async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int]:
+    async def reevaluate(self, district_id: str, horizon_days: int = 400) -> tuple[int, int, int]:
         """Recompute the deadlines of a district's open clocks (its calendar or
-        limits changed): (open clocks, deadlines moved). Each move is a
-        ``DeadlineRescheduled`` event the consumer applies. Reads the due
-        buckets around today: work grows with the open clocks of that
-        district, not with all clocks."""
-        district = await self.directory.get(district_id, fresh=True)
+        limits changed), or of every district's (``*``: the platform's
+        calendar changed): (open clocks, deadlines moved, clocks still on an
+        estimated year). Each move is a ``DeadlineRescheduled`` event the
+        consumer applies. Reads the due buckets around today: work grows with
+        the open clocks, not with all clocks."""
+        every = district_id == ALL_DISTRICTS
+        districts: dict[str, District | None] = {}
+        if not every:  # an unknown district is refused, not skipped
+            districts[district_id] = await self.directory.get(district_id, fresh=True)
+        # the platform's loaded years, in the moves' ids: a later load moves again
+        loaded = await self.directory.arrangements(fresh=True)
+        calendar = ",".join(f"{a.year}v{a.version}" for a in loaded.years)
         today = datetime.now(SHANGHAI).date()
         keys = [
             (today + timedelta(days=o)).strftime("%Y%m%d")
             for o in range(-horizon_days, horizon_days + 1)
         ]
-        indexed: dict[str, str] = {}  # clock id -> the day it is indexed under
         buckets = await self._read(BUCKETS, [f"due:{k}" for k in keys])
-        for k in keys:
-            for clock_id in buckets.get(f"due:{k}", {}).get("ids", []):
-                indexed.setdefault(clock_id, k)
-        clocks = await self._read(CLOCKS, list(indexed))
-        open_n = 0
+        # every clock indexed around today, once (a clock that moved is
+        # indexed under its old day too: that entry is stale, not the clock)
+        ids = list(
+            dict.fromkeys(i for k in keys for i in buckets.get(f"due:{k}", {}).get("ids", []))
+        )
+        clocks = await self._read(CLOCKS, ids)
+        open_n = estimated = 0
         notices: list[Doc] = []
-        for clock_id, key in indexed.items():
+        for clock_id in ids:
             c = clocks.get(clock_id)
-            if c is None or c["district_id"] != district_id or not c.get("open"):
+            if c is None or not c.get("open"):
                 continue
-            if c.get("due_day") != key:
-                continue  # a stale bucket entry; the clock is indexed elsewhere
+            did = str(c["district_id"])
+            if did not in districts:
+                if not every:
+                    continue
+                try:
+                    districts[did] = await self.directory.get(did, fresh=True)
+                except NotFound:
+                    districts[did] = None  # a clock of a district since removed
+            district = districts[did]
+            if district is None:
+                continue
             open_n += 1
             moved = moved_deadline(c, district)
             if moved is None:
+                estimated += bool(c.get("estimated"))
                 continue
             dl, warn = moved
-            # the id derives from the move and the district's version: a
-            # second run of one re-evaluation (after a crash) records
-            # nothing new, a later change moves the clock again
-            basis = (
-                c["due_at"],
-                dl.due_at,
-                c["started_at"],
-                c.get("extra_days", 0),
-                c.get("tier", 0),
-            )
+            estimated += dl.estimated
+            # the id derives from the move, the district's version and the
+            # loaded years: a second run of one re-evaluation (after a crash)
+            # records nothing new, a later change moves the clock again
+            basis = (c["due_at"], dl.due_at, dl.estimated, c["started_at"],
+                     c.get("extra_days", 0), c.get("tier", 0))  # fmt: skip
             e = new_event(
-                event_id=str(uuid.uuid5(_IDS, f"{clock_id}:move:{basis}:{district.version}")),
+                event_id=str(
+                    uuid.uuid5(_IDS, f"{clock_id}:move:{basis}:{district.version}:{calendar}")
+                ),
                 case_id=c["case_id"],
-                district_id=district_id,
+                district_id=did,
                 producer=SERVICE,
                 case_version=0,
                 actor=_SYSTEM,
@@ -237,7 +256,7 @@ class Scanner(Documents):
             )
             notices.append(_notice([e]))
         await self._record(notices)
-        return open_n, len(notices)
+        return open_n, len(notices), estimated
 
 
 def _day(key: str) -> date:

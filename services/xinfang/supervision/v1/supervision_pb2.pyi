@@ -271,6 +271,9 @@ class ReevaluateClocksRequest(_message.Message):
 
     DISTRICT_ID_FIELD_NUMBER: _builtins.int
     district_id: _builtins.str
+    """one district, or "*" for every district (the platform's calendar
+    changed; needs a city-wide token)
+    """
     def __init__(
         self,
         *,
@@ -290,17 +293,21 @@ class ReevaluateClocksResponse(_message.Message):
 
     OPEN_CLOCKS_FIELD_NUMBER: _builtins.int
     MOVED_FIELD_NUMBER: _builtins.int
+    ESTIMATED_FIELD_NUMBER: _builtins.int
     open_clocks: _builtins.int
     moved: _builtins.int
+    estimated: _builtins.int
+    """open clocks whose deadline still rests on a year no source knows yet"""
     def __init__(
         self,
         *,
         open_clocks: _builtins.int = ...,
         moved: _builtins.int = ...,
+        estimated: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["moved", b"moved", "open_clocks", b"open_clocks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated", b"estimated", "moved", b"moved", "open_clocks", b"open_clocks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

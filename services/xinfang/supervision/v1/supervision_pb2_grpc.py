@@ -82,8 +82,9 @@ class SupervisionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReevaluateClocks(self, request, context):
-        """Re-computes every open clock of a district after its calendar or limits
-        changed; returns how many clocks moved.
+        """Re-computes every open clock of a district (or of every district: "*")
+        after its calendar or limits, or the platform's calendar, changed;
+        returns how many clocks moved and how many are still estimated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,8 +42,9 @@ class SupervisionServiceStub:
     GetRanking: _grpc.UnaryUnaryMultiCallable[_supervision_pb2.GetRankingRequest, _supervision_pb2.Ranking]
     """The latest published ranking of a period."""
     ReevaluateClocks: _grpc.UnaryUnaryMultiCallable[_supervision_pb2.ReevaluateClocksRequest, _supervision_pb2.ReevaluateClocksResponse]
-    """Re-computes every open clock of a district after its calendar or limits
-    changed; returns how many clocks moved.
+    """Re-computes every open clock of a district (or of every district: "*")
+    after its calendar or limits, or the platform's calendar, changed;
+    returns how many clocks moved and how many are still estimated.
     """
 
 @_typing.type_check_only
@@ -58,8 +59,9 @@ class SupervisionServiceAsyncStub(SupervisionServiceStub):
     GetRanking: _aio.UnaryUnaryMultiCallable[_supervision_pb2.GetRankingRequest, _supervision_pb2.Ranking]  # type: ignore[assignment]
     """The latest published ranking of a period."""
     ReevaluateClocks: _aio.UnaryUnaryMultiCallable[_supervision_pb2.ReevaluateClocksRequest, _supervision_pb2.ReevaluateClocksResponse]  # type: ignore[assignment]
-    """Re-computes every open clock of a district after its calendar or limits
-    changed; returns how many clocks moved.
+    """Re-computes every open clock of a district (or of every district: "*")
+    after its calendar or limits, or the platform's calendar, changed;
+    returns how many clocks moved and how many are still estimated.
     """
 
 class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,8 +97,9 @@ class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _supervision_pb2.ReevaluateClocksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_supervision_pb2.ReevaluateClocksResponse, _abc.Awaitable[_supervision_pb2.ReevaluateClocksResponse]]:
-        """Re-computes every open clock of a district after its calendar or limits
-        changed; returns how many clocks moved.
+        """Re-computes every open clock of a district (or of every district: "*")
+        after its calendar or limits, or the platform's calendar, changed;
+        returns how many clocks moved and how many are still estimated.
         """
 
 def add_SupervisionServiceServicer_to_server(servicer: SupervisionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
