@@ -70,6 +70,17 @@ async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return out.out
 
 
+async def _served_eventually(
+    channel: grpc.aio.Channel, district_id: str, case_id: str, want: tuple[datetime, bool]
+) -> Any:
+    clocks = await eventually(
+        lambda: clocks_of(channel, district_id, case_id),
+        lambda c: _served(c[ev.CLOCK_KIND_HANDLING]) == want,
+        wait_s=30,
+    )
+    return clocks[ev.CLOCK_KIND_HANDLING]
+
+
 async def test_calendar_load_re_evaluates_every_district_and_withdraw_undoes_it(
     settings: Settings,
     mongo: AsyncMongoClient[Doc],
@@ -108,17 +119,19 @@ async def test_calendar_load_re_evaluates_every_district_and_withdraw_undoes_it(
         assert f"{year}: loaded, version " in out and "by it-operator" in out
         assert "open clocks of every district re-evaluated" in out
 
-        a_after = (await clocks_of(supervision_channel, district["district_id"], a_case))[
-            ev.CLOCK_KIND_HANDLING
-        ]
+        # re-evaluation records each move; supervision's consumer applies it
         expected = _due(a_district, a_clock, loaded)
+        a_after = await _served_eventually(
+            supervision_channel, district["district_id"], a_case, expected
+        )
         assert _served(a_after) == expected
         assert expected[1] is False  # the loaded year decides: no longer estimated
         assert expected[0] > _served(a_clock)[0]  # and the day off moved it
-        b_after = (await clocks_of(supervision_channel, b_doc["district_id"], b_case))[
-            ev.CLOCK_KIND_HANDLING
-        ]
-        assert _served(b_after) == _due(b_district, b_clock, loaded)
+        b_expected = _due(b_district, b_clock, loaded)
+        b_after = await _served_eventually(
+            supervision_channel, b_doc["district_id"], b_case, b_expected
+        )
+        assert _served(b_after) == b_expected
         b_last = b_district.deadline("handling", b_clock.started_at.ToDatetime(tzinfo=UTC)).last_day
         if b_last == last_day:  # (both accepted on the same day) the district's working day holds
             assert _served(b_after)[0] == _served(b_clock)[0]
@@ -127,10 +140,9 @@ async def test_calendar_load_re_evaluates_every_district_and_withdraw_undoes_it(
         assert f"{year}: loaded" in shown and "load by it-operator" in shown
     finally:
         await _cli(capsys, "calendar", "withdraw", str(year), "--by", "it-operator")
-    a_back = (await clocks_of(supervision_channel, district["district_id"], a_case))[
-        ev.CLOCK_KIND_HANDLING
-    ]
-    assert _served(a_back) == _due(a_district, a_clock, none)
+    back = _due(a_district, a_clock, none)
+    a_back = await _served_eventually(supervision_channel, district["district_id"], a_case, back)
+    assert _served(a_back) == back
     log = await Directory(mongo[f"{settings.mongo_db_prefix}_directory"]).arrangement_log(year)
     assert [r["action"] for r in log][-2:] == ["load", "withdraw"]
     assert {r["by"] for r in log[-2:]} == {"it-operator"}

@@ -84,6 +84,7 @@ EXPECTED: dict[str, tuple[frozenset[str] | None, str, str]] = {
     "assignment.ReopenBackflow": (ANY, "step", "nf"),
     "assignment.StartHearing": (ANY, "step", "nf"),
     "assignment.EndHearing": (ANY, "step", "nf"),
+    "assignment.ImportHistory": (OFFICE, "step", "nf"),
     "assignment.GetCase": (ANY, "ok", "nf"),
     "assignment.GetTimeline": (ANY, "ok", "nf"),
     "assignment.ListUnroutedCases": (ANY, "ok", "-"),
@@ -174,6 +175,12 @@ def request_for(m: Method, w: World, district: str, case_id: str) -> Message:
         "ReopenBackflow": lambda: apb.ReopenBackflowRequest(ctx=ctx, reason="it came back"),
         "StartHearing": lambda: apb.HearingRequest(ctx=ctx),
         "EndHearing": lambda: apb.HearingRequest(ctx=ctx),
+        # a live case takes no imported history: refused by the case's state
+        "ImportHistory": lambda: apb.ImportHistoryRequest(
+            ctx=ctx,
+            source="isolation matrix",
+            steps=[apb.HistoryStep(notice=apb.SendNoticeRequest(ctx=ctx))],
+        ),
         "GetCase": lambda: apb.GetCaseRequest(district_id=district, case_id=case_id),
         "GetTimeline": lambda: apb.GetTimelineRequest(district_id=district, case_id=case_id),
         "ListUnroutedCases": lambda: apb.ListUnroutedCasesRequest(district_id=district),

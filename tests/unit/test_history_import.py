@@ -25,6 +25,7 @@ from xinfang.intake import history
 from xinfang.reporting.projections import backlog_between, figures_from, period_section
 from xinfang.sample.generator import sample_district
 from xinfang.supervision.consumer import HISTORY_SETTLE
+from xinfang.supervision.scanner import judge
 
 DOC = sample_district(7, "d1")
 OFFICE = ev.Actor(user_id="clerk-1", role="office")
@@ -201,7 +202,8 @@ def test_a_line_that_cannot_be_read_is_that_case_s_error(change: Any, reason: st
 
 async def test_a_history_registration_s_clocks_wait_for_its_steps() -> None:
     """Its clocks are long due when it is registered; the scanner leaves them
-    (``_judge_after``) until the steps, which stop them, had time to come."""
+    (the case's ``history_hold``) until its steps, which stop them, begin to
+    come, or the hold runs out."""
     lines = history_lines(DOC, YEAR, 1, seed=6)
     w = World(Faults(), parse_district(DOC))
     procs = w.boot()
@@ -215,7 +217,11 @@ async def test_a_history_registration_s_clocks_wait_for_its_steps() -> None:
     cid = case.history.ctx.case_id
     held = await clocks.get("clocks", f"{cid}:register_and_route")
     assert held is not None and held["open"]
-    assert held["_judge_after"] - held["_written_at"] == HISTORY_SETTLE
+    record = await clocks.get("cases", cid)
+    assert record is not None and record["history_hold"] - held["_written_at"] == HISTORY_SETTLE
+    assert judge(held, record, "due", held["_written_at"] + timedelta(minutes=1)) is None
+    later = held["_written_at"] + HISTORY_SETTLE + timedelta(seconds=1)
+    assert judge(held, record, "due", later)  # held no longer: a breach and its order
     req = apb.ImportHistoryRequest()
     req.CopyFrom(case.history)
     req.ctx.actor.CopyFrom(OFFICE)
@@ -224,4 +230,6 @@ async def test_a_history_registration_s_clocks_wait_for_its_steps() -> None:
     await _consume_batches(w, consumers)
     for kind in ("register_and_route", "written_notice"):
         done = await clocks.get("clocks", f"{cid}:{kind}")
-        assert done is not None and not done["open"] and "_judge_after" not in done
+        assert done is not None and not done["open"]
+    record = await clocks.get("cases", cid)
+    assert record is not None and "history_hold" not in record

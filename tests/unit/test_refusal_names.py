@@ -7,7 +7,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from xinfang.assignment.app import _named_in_request
 from xinfang.core.codec import request_time
-from xinfang.core.errors import Conflict, FailedPrecondition, InvalidArgument, PermissionDenied
+from xinfang.core.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    renamed,
+)
 from xinfang.core.grpc_server import MAX_DETAILS_CHARS, _capped
 
 
@@ -47,3 +53,11 @@ def test_a_refusal_quoting_a_huge_value_is_cut_and_keeps_its_field() -> None:
     assert cut.startswith("district_id: unknown district '信")
     assert cut.endswith(f"({len(message)} characters in all)")
     assert _capped("case_id: short") == "case_id: short"
+
+
+def test_a_renamed_refusal_keeps_its_kind_and_names_the_new_field() -> None:
+    e = renamed(
+        InvalidArgument("occurred_at", "is in the future"), "ctx.occurred_at: is in the future"
+    )
+    assert isinstance(e, InvalidArgument) and e.code_name == "INVALID_ARGUMENT"
+    assert e.message == "ctx.occurred_at: is in the future" and e.field == "ctx.occurred_at"

@@ -19,7 +19,6 @@ it back; the fuzzer (``tests/fuzz``) holds every server to it.
 
 from __future__ import annotations
 
-import copy
 import re
 
 __all__ = [
@@ -86,7 +85,12 @@ class Conflict(XinfangError):
 def renamed(e: XinfangError, message: str) -> XinfangError:
     """The same refusal with another message (a field named from where the
     request holds it, e.g. ``actor.role`` -> ``ctx.actor.role``)."""
-    out = copy.copy(e)
+    # not copy.copy: it rebuilds the exception from its args, which a
+    # refusal with two (InvalidArgument's field and problem) does not take
+    out = e.__class__.__new__(e.__class__)
+    out.__dict__.update(e.__dict__)
+    Exception.__init__(out, message)
     out.message = message
-    out.args = (message,)
+    if isinstance(out, InvalidArgument):
+        out.field = field_of(message) or out.field
     return out

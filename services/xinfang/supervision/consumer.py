@@ -37,8 +37,9 @@ from xinfang.supervision.tallies import month_of, tally_deltas, tally_doc_id
 
 __all__ = ["CASE_INFO", "HISTORY_SETTLE", "ClockConsumer"]
 
-# how long the clocks a history's registration starts wait for its steps
-# (``intake.history`` records them within moments of the registration)
+# how long the clocks of a case imported with its history wait for its steps,
+# at most (``intake.history`` records them within moments of the
+# registration, and the first of them ends the wait)
 HISTORY_SETTLE = timedelta(minutes=10)
 
 STAGE_DAYS = Histogram(
@@ -118,10 +119,6 @@ class ClockConsumer(Documents):
             upd: dict[str, Any] = {"$set": {**res.doc, **marker, "_written_at": written_at}}
             if unset := unset_fields(old, res.doc):
                 upd["$unset"] = unset
-            if history:  # its steps follow: not judged before they had time to come
-                upd["$set"]["_judge_after"] = written_at + HISTORY_SETTLE
-            elif old is not None and "_judge_after" in old:
-                upd.setdefault("$unset", {})["_judge_after"] = ""
             b.update(CLOCKS, doc_id, upd)
             for bucket, day in res.indexed:
                 b.also(BUCKETS, f"{bucket}:{day}", {"$addToSet": {"ids": doc_id}})
@@ -144,6 +141,10 @@ class ClockConsumer(Documents):
                 tallies[(clock_label(payload.clock), payload.unit_id)][counted] += 1
         await self._count(b, event, pos, district, info, by_kind, tallies)
         case_write: dict[str, Any] = {"$set": {**case_upd, **marker}}
+        if history:  # its steps follow: its clocks wait for them (the scanner reads this)
+            case_write["$set"]["history_hold"] = written_at + HISTORY_SETTLE
+        elif "history_hold" in case:  # they have begun to come: each clock they write settles
+            case_write["$unset"] = {"history_hold": ""}
         if by_kind:  # which clocks the case has, so a batch reads only those
             case_write["$addToSet"] = {"clock_kinds": {"$each": sorted(by_kind)}}
         b.update(CASES, event.case_id, case_write)

@@ -61,8 +61,8 @@ def judge(
     written = clock.get("_written_at")
     if written is not None and now - written < SETTLE:
         return None
-    if (hold := clock.get("_judge_after")) is not None and now < hold:
-        return None  # a history's registration: its steps are on their way
+    if (hold := case.get("history_hold")) is not None and now < hold:
+        return None  # a case imported with its history: its steps are on their way
     kind = clock["kind"]
     clock_id = clock["_id"]
     due_at: datetime = clock["due_at"]
