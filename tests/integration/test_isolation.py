@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -179,7 +179,13 @@ def request_for(m: Method, w: World, district: str, case_id: str) -> Message:
         "ImportHistory": lambda: apb.ImportHistoryRequest(
             ctx=ctx,
             source="isolation matrix",
-            steps=[apb.HistoryStep(notice=apb.SendNoticeRequest(ctx=ctx))],
+            steps=[
+                apb.HistoryStep(
+                    notice=apb.SendNoticeRequest(
+                        ctx=apb.CommandContext(occurred_at=_ts(now - timedelta(days=1)))
+                    )
+                )
+            ],
         ),
         "GetCase": lambda: apb.GetCaseRequest(district_id=district, case_id=case_id),
         "GetTimeline": lambda: apb.GetTimelineRequest(district_id=district, case_id=case_id),

@@ -151,17 +151,17 @@ async def test_a_late_step_counts_from_when_it_happened(
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     local = routed_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    assert detail == f"occurred_at: is before the case was routed ({local})"
+    assert detail == f"ctx.occurred_at: is before the case was routed ({local})"
     detail = await refused(
         stub.AcceptCase(accept(ctx=ctx(did, case_id, now + timedelta(hours=2), "", unit))),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert detail.startswith("occurred_at: is in the future")
+    assert detail.startswith("ctx.occurred_at: is in the future")
     detail = await refused(
         stub.AcceptCase(accept(ctx=ctx(did, case_id, accepted_at, "", unit))),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert detail.startswith("late_reason:")
+    assert detail.startswith("ctx.late_reason:")
     v = await stub.AcceptCase(accept(ctx=ctx(did, case_id, accepted_at, "clerk was away", unit)))
     assert v.status == "accepted" and from_timestamp(v.accepted_at) == accepted_at
 
@@ -220,7 +220,7 @@ async def test_a_step_older_than_the_window_is_refused(
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert detail.startswith("occurred_at: is more than 30 days ago")
+    assert detail.startswith("ctx.occurred_at: is more than 30 days ago")
     v = await stub.GetCase(apb.GetCaseRequest(district_id=did, case_id=case_id))
     assert v.status == "registered" and v.version == 1
 
