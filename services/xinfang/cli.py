@@ -541,7 +541,7 @@ def _parser() -> argparse.ArgumentParser:
     ds = d.add_parser("sample", help="print the sample district")
     ds.add_argument("--seed", type=int, default=7)
     dm = sub.add_parser("demo", help="run the sample district through the running services")
-    dm.add_argument("--n", type=int, default=1000)
+    dm.add_argument("--n", type=int, default=600, help="petitions a year (default 600)")
     dm.add_argument("--seed", type=int, default=7)
     dm.add_argument("--lang", choices=["zh", "en"], default="zh")
     dm.add_argument("--timeout", type=float, default=300)
