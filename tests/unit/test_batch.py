@@ -88,13 +88,17 @@ async def test_rollback_undoes_one_event_only() -> None:
     b.release()
     b.savepoint()
     b.update("cases", "c", {"$set": {"undone": True}})
-    await b.count("stats", "s", Position(0, 2), {"n": 5})
+    await b.count("stats", "s", Position(0, 2), {"n": 5, "m": 2}, {"district_id": "d"})
+    await b.count("stats", "t", Position(0, 2), {"n": 1})  # a counter the event alone touched
     b.also("buckets", "b", {"$set": {"x": 1}})
     b.rollback()
     assert b.peek("cases", "c") == {"_id": "c", "kept": True}
     pending = b.pending()
     assert pending["stats"] == [("s", {"$max": {"_wm.0": 1}, "$inc": {"n": 1}})]
     assert "buckets" not in pending
+    # the same position again after the rollback counts (it was taken back)
+    await b.count("stats", "s", Position(0, 2), {"n": 5})
+    assert b.pending()["stats"][0] == ("s", {"$max": {"_wm.0": 2}, "$inc": {"n": 6}})
 
 
 async def test_a_failing_event_is_returned_and_the_rest_of_the_batch_is_written() -> None:

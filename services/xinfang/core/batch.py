@@ -32,7 +32,6 @@ An event whose handler fails is undone in memory (``savepoint``/
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +103,29 @@ class _Counter:
     wm: dict[str, int] = field(default_factory=dict)  # counted in this batch
     inc: dict[str, int] = field(default_factory=dict)
     on_insert: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _CounterUndo:
+    """How to take one event's count back out of a counter."""
+
+    partition: str
+    wm: int | None  # the partition's watermark in this batch before the event
+    inc: dict[str, int]
+    new_inc: list[str]  # fields the event added to the batch's increments
+    new_on_insert: list[str]
+
+    def undo(self, c: _Counter) -> None:
+        if self.wm is None:
+            c.wm.pop(self.partition, None)
+        else:
+            c.wm[self.partition] = self.wm
+        for k, n in self.inc.items():
+            c.inc[k] -= n
+        for k in self.new_inc:
+            del c.inc[k]
+        for k in self.new_on_insert:
+            del c.on_insert[k]
 
 
 class Batch:
@@ -194,7 +216,14 @@ class Batch:
         if pos.offset <= max(c.stored_wm.get(p, -1), c.wm.get(p, -1)):
             return False
         if self._undo is not None:
-            self._undo.append(("counter", key, copy.deepcopy(c)))
+            # what this call changes, not a copy of the counter: a district's
+            # year counter holds thousands of fields, and a copy per event
+            # was most of a consumer's time
+            new_inc = [k for k in inc if k not in c.inc]
+            new_ins = [k for k in (on_insert or {}) if k not in c.on_insert]
+            self._undo.append(
+                ("counter", key, _CounterUndo(p, c.wm.get(p), dict(inc), new_inc, new_ins))
+            )
         c.wm[p] = pos.offset
         for k, n in inc.items():
             c.inc[k] = c.inc.get(k, 0) + n
@@ -216,7 +245,7 @@ class Batch:
             elif kind == "also":
                 del self._also[old:]
             else:
-                self._counters[key] = old
+                old.undo(self._counters[key])
         self._undo = None
 
     def release(self) -> None:
