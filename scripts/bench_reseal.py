@@ -19,7 +19,7 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -52,7 +52,8 @@ async def main(n: int, load: int) -> None:
     did = f"bench-keys-{uuid.uuid4().hex[:6]}"
     district = sample_district(seed=7, district_id=did)
     await _load_district(settings, district)
-    today = datetime.now(UTC).date()
+    # received up to yesterday: a time later today would be in the future
+    today = datetime.now(UTC).date() - timedelta(days=1)
     reqs = list(petitions(district, n, seed=11, start=today.replace(month=1, day=1), end=today))
     for r in reqs:
         r.request_id = uuid.uuid4().hex
