@@ -34,6 +34,8 @@ from xinfang.sample.generator import petitions, sample_district
 
 
 def add_version(path: Path) -> int:
+    """The next key version, added to the ring file in one rename (a reader
+    never sees half a file); the sealing version follows the newest."""
     doc = json.loads(path.read_text())
     keys = doc.setdefault("keys", {})
     version = max([1, *map(int, keys)]) + 1
