@@ -120,7 +120,7 @@ async def test_tier_time_box_running_out_escalates_the_case(
                   "warn_at": now - timedelta(days=2)}},
     )  # fmt: skip
     await db["due_buckets"].update_one(
-        {"_id": f"due:{today}"}, {"$addToSet": {"ids": clock_id}}, upsert=True
+        {"_id": f"due:{today}@0"}, {"$addToSet": {"ids": clock_id}}, upsert=True
     )
     # as for any clock indexed under a day the scanner has passed: look again
     await db["rechecks"].insert_one({"_id": f"due:{clock_id}"})

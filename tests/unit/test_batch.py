@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from xinfang.core import shards
 from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.lease import Lease
 from xinfang.core.mongo import Position
@@ -43,18 +44,26 @@ async def test_a_counter_refuses_a_position_it_has_counted() -> None:
     assert not await b.count("counters", "d:2026", Position(0, 6), {"received": 1})
     assert await b.count("counters", "d:2026", Position(1, 2), {"received": 1})
     await b.flush()
-    assert await s.get("counters", "d:2026") == {
-        "_id": "d:2026",
-        "_wm": {"0": 6, "1": 2},
-        "received": 3,
+    # each partition writes a shard of its own, with its own watermark
+    assert await s.get("counters", "d:2026@0") == {
+        "_id": "d:2026@0",
+        "_wm": {"0": 6},
+        "_meta": ["year"],
+        "received": 2,
         "year": 2026,
+    }
+    assert await s.get("counters", "d:2026@1") == {
+        "_id": "d:2026@1",
+        "_wm": {"1": 2},
+        "received": 1,
     }
     again = Batch(s)  # a redelivery of the same batch, then one more event
     assert not await again.count("counters", "d:2026", Position(0, 5), {"received": 1})
     assert not await again.count("counters", "d:2026", Position(1, 2), {"received": 1})
     assert await again.count("counters", "d:2026", Position(0, 7), {"received": 1})
     await again.flush()
-    assert (await s.get("counters", "d:2026") or {})["received"] == 4
+    merged = await shards.read(s, "counters", ["d:2026"], 4)
+    assert merged == {"d:2026": {"received": 4, "year": 2026}}
 
 
 async def test_flush_writes_counters_then_owned_collections_in_order() -> None:
@@ -94,11 +103,11 @@ async def test_rollback_undoes_one_event_only() -> None:
     b.rollback()
     assert b.peek("cases", "c") == {"_id": "c", "kept": True}
     pending = b.pending()
-    assert pending["stats"] == [("s", {"$max": {"_wm.0": 1}, "$inc": {"n": 1}})]
+    assert pending["stats"] == [("s@0", {"$max": {"_wm.0": 1}, "$inc": {"n": 1}})]
     assert "buckets" not in pending
     # the same position again after the rollback counts (it was taken back)
     await b.count("stats", "s", Position(0, 2), {"n": 5})
-    assert b.pending()["stats"][0] == ("s", {"$max": {"_wm.0": 2}, "$inc": {"n": 6}})
+    assert b.pending()["stats"][0] == ("s@0", {"$max": {"_wm.0": 2}, "$inc": {"n": 6}})
 
 
 async def test_a_failing_event_is_returned_and_the_rest_of_the_batch_is_written() -> None:

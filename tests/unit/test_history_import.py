@@ -18,7 +18,9 @@ from tests.history_file import YEAR_FIELDS, expected_year, history_lines
 from tests.unit.test_faults import Faults, World, _consume, _consume_batches
 from xinfang.assignment.v1 import assignment_pb2 as apb
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.codec import decode_event
+from xinfang.core.config import DEFAULT_PARTITIONS
 from xinfang.core.districts import parse_district
 from xinfang.core.errors import FailedPrecondition, InvalidArgument
 from xinfang.intake import history
@@ -70,8 +72,11 @@ async def import_all(w: World, cases: list[history.HistoryCase]) -> list[str]:
 
 async def year_figures(w: World, district_id: str, year: int) -> dict[str, Any]:
     store = w.stores["reporting"].inner
-    doc = await store.get("counters", f"{district_id}:{year}") or {}
-    backlog = await store.get("counters", f"{district_id}:backlog") or {}
+    docs = await shards.read(
+        store, "counters", [f"{district_id}:{year}", f"{district_id}:backlog"], DEFAULT_PARTITIONS
+    )
+    doc = docs.get(f"{district_id}:{year}", {})
+    backlog = docs.get(f"{district_id}:backlog", {})
     section = period_section(doc, str(year)) or {}
     f = asdict(figures_from(str(year), section, backlog_between(backlog.get("m", {}), str(year))))
     return {k: f[k] for k in YEAR_FIELDS}

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event
 from xinfang.core.directory import Directory
@@ -267,7 +268,7 @@ def reports() -> Iterator[tuple[list[Happened], dict[str, ReportFigures]]]:
         for i in range(0, len(items), 250):
             results = await consumer(items[i : i + 250])
             assert all(r == "applied" for r in results), results
-        return {d["_id"]: d for d in await store.scan(COUNTERS, 10_000)}
+        return {d["_id"]: d for d in shards.merge_all(await store.scan(COUNTERS, 10_000))}
 
     docs = asyncio.run(feed())
     periods = ["2025", "2026", "2025-Q3", "2026-Q3", "2026-Q4", "2026-07", "2026-12", "2026-11"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -27,9 +28,11 @@ from xinfang.assignment.store import CaseStore, first_event, first_event_id
 from xinfang.assignment.v1 import assignment_pb2 as pb
 from xinfang.assignment.v1 import assignment_pb2_grpc as pb_grpc
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.auth import OFFICE
 from xinfang.core.batch import CaseBlocked
 from xinfang.core.codec import new_event, payload_name, request_time, to_timestamp
+from xinfang.core.config import DEFAULT_PARTITIONS
 from xinfang.core.directory import Directory
 from xinfang.core.errors import (
     Conflict,
@@ -56,8 +59,11 @@ _SYSTEM = ev.Actor(user_id="assignment", role="system")
 _HISTORY_IDS = uuid.UUID("6f1d3c52-7a0e-5b8c-9d41-2e6a8f0b7c13")
 
 
-LOADS = "leader_load"
-UNROUTED = "unrouted"  # per district: the cases waiting to be routed by hand
+# Per district, in one shard per partition (core.shards), written only by the
+# consumer of the cases' partition, so each shard has one writer however many
+# replicas serve commands (FerretDB loses one of two concurrent updates):
+LOADS = "leader_load"  # the open packaged cases, case -> leader, for balancing
+UNROUTED = "unrouted"  # the cases waiting for the office to route them by hand
 log = get_logger(__name__)
 
 UNROUTED_CASES = Gauge(
@@ -67,14 +73,27 @@ UNROUTED_CASES = Gauge(
 )
 
 
+def _moves_members(event: ev.CaseEvent) -> bool:
+    """Whether the event may move its case on or off a district list: any
+    step assignment recorded, except the routing recorded with a
+    registration (``_routing``: a case routed at once was never listed)."""
+    if event.producer != SERVICE or event.WhichOneof("payload") == "registered":
+        return False
+    auto_routed = event.WhichOneof("payload") == "routed" and event.case_version == 2
+    return not (auto_routed and event.actor.role == _SYSTEM.role)
+
+
 # the events assignment acts on (commands arrive over gRPC)
 ON_EVENT: Registry[Callable[[Assignment, ev.CaseEvent], Awaitable[str]]] = Registry("assignment")
 
 
 class Assignment:
-    def __init__(self, store: CaseStore, directory: Directory) -> None:
+    def __init__(
+        self, store: CaseStore, directory: Directory, partitions: int = DEFAULT_PARTITIONS
+    ) -> None:
         self.store = store
         self.directory = directory
+        self.partitions = partitions
 
     # ---- events from other services ----------------------------------------
 
@@ -93,6 +112,9 @@ class Assignment:
         out: list[str | Exception | None] = [None] * len(items)
         pending: list[tuple[int, ev.CaseEvent, list[ev.CaseEvent], lc.CaseState]] = []
         failed: set[str] = set()
+        # the cases whose place in the shared lists may have moved: case ->
+        # (index of its last such event, its partition, its state if known)
+        members: dict[str, tuple[int, ev.CaseEvent, int, lc.CaseState | None]] = {}
 
         async def flush() -> None:
             if not pending:
@@ -105,6 +127,10 @@ class Assignment:
             for (i, event, _events, state), ok in zip(batch, inserted, strict=True):
                 try:
                     out[i] = await self._recorded(event, state, ok)
+                    if state.status is lc.Status.REGISTERED and event.entry != ev.ENTRY_HISTORY:
+                        # no row matched: it waits, listed as unrouted (a
+                        # routed new case is on no list, so costs no write)
+                        members[event.case_id] = (i, event, items[i][1].partition, state)
                 except TRANSIENT_ERRORS:
                     raise
                 except Exception as e:
@@ -124,13 +150,61 @@ class Assignment:
                     out[i] = CaseBlocked(event.case_id)
                     continue
                 out[i] = await self.handle(event, pos)
+                if _moves_members(event):
+                    members[event.case_id] = (i, event, pos.partition, None)
             except TRANSIENT_ERRORS:
                 raise
             except Exception as e:
                 out[i] = e
                 failed.add(event.case_id)
         await flush()
+        await self._sync_members(members, out)
         return [r if r is not None else "ignored" for r in out]
+
+    async def _sync_members(
+        self,
+        members: dict[str, tuple[int, ev.CaseEvent, int, lc.CaseState | None]],
+        out: list[str | Exception | None],
+    ) -> None:
+        """Bring each case's entries in the district's lists (open packages
+        per leader, cases waiting to be routed) to its latest state, in its
+        partition's shard: set or removed, so a redelivery changes nothing.
+        After the batch's records, before its offsets: a crash in between
+        redoes it. Commands do not write the lists; the consumer of the
+        case's partition does, moments after the command's events."""
+        if not members:
+            return
+        loads: dict[str, dict[str, dict[str, Any]]] = {}
+        waiting: dict[str, dict[str, dict[str, Any]]] = {}
+        for case_id, (i, event, partition, known) in members.items():
+            if isinstance(out[i], Exception):
+                continue
+            state = known or await self.store.find(event.district_id, case_id)
+            if state is None:
+                out[i] = NotFound(f"case_id: no case {case_id!r} in district {event.district_id!r}")
+                continue
+            doc = shards.shard_id(state.district_id, partition)
+            key = f"cases.{case_id}"
+            load = loads.setdefault(doc, {})
+            if state.status is lc.Status.ACCEPTED and state.leader_id:
+                load.setdefault("$set", {})[key] = state.leader_id
+            else:
+                load.setdefault("$unset", {})[key] = ""
+            wait = waiting.setdefault(doc, {})
+            if state.status is lc.Status.REGISTERED:
+                wait.setdefault("$set", {})[key] = {
+                    "received_at": state.received_at,
+                    "category": state.category,
+                    "township_id": state.township_id,
+                }
+            else:
+                wait.setdefault("$unset", {})[key] = ""
+            if out[i] == "ignored":
+                out[i] = "applied"
+        if loads:
+            await self.store.store.write(LOADS, list(loads.items()))
+        if waiting:
+            await self.store.store.write(UNROUTED, list(waiting.items()))
 
     async def _routing(self, event: ev.CaseEvent) -> tuple[list[ev.CaseEvent], lc.CaseState]:
         """A registration's first record: the registration and its routing
@@ -182,33 +256,14 @@ class Assignment:
                     f"({first_event_id(first) if first else '?'})"
                 )
             await self.store.outbox.republish([first])
-        if new_state.status is lc.Status.REGISTERED and event.entry != ev.ENTRY_HISTORY:
-            await self._sync_unrouted(new_state)
         return "applied" if inserted else "duplicate"
-
-    async def _sync_unrouted(self, state: lc.CaseState) -> None:
-        """The district's list of cases waiting to be routed by hand: a case
-        is on it while it is registered and not routed (no row matched, or
-        an objection found no other unit). Written after the case's record,
-        idempotently; a crash in between is mended by the case's next step
-        or redelivery."""
-        key = f"cases.{state.case_id}"
-        if state.status is lc.Status.REGISTERED:
-            entry = {
-                "received_at": state.received_at,
-                "category": state.category,
-                "township_id": state.township_id,
-            }
-            upd: dict[str, Any] = {"$set": {key: entry}}
-        else:
-            upd = {"$unset": {key: ""}}
-        await self.store.store.write(UNROUTED, [(state.district_id, upd)])
 
     async def unrouted(self, district_id: str) -> pb.UnroutedCases:
         if not district_id:
             raise InvalidArgument("district_id", "is required")
         await self.directory.get(district_id)
-        doc = await self.store.store.get(UNROUTED, district_id) or {}
+        got = await shards.read(self.store.store, UNROUTED, [district_id], self.partitions)
+        doc = got.get(district_id, {})
         rows = sorted(
             (doc.get("cases") or {}).items(), key=lambda kv: (kv[1]["received_at"], kv[0])
         )
@@ -231,7 +286,6 @@ class Assignment:
             return "ignored"  # only a tier's time box running out moves the case
         state = await self.store.load_for_change(event.district_id, event.case_id)
         if event.event_id in state.inputs:
-            await self._sync_load(state, state)  # a crash may have come before it
             return "duplicate"
         if state.status is not lc.Status.ACCEPTED or state.tier != event.deadline_breached.tier:
             return "ignored"  # the case moved on before the breach was seen
@@ -283,9 +337,6 @@ class Assignment:
         if input_event:
             new_state = lc.replace_inputs(new_state, input_event)
         await self.store.commit(state, events, new_state, publish=events, input_event=input_event)
-        await self._sync_load(state, new_state)
-        if lc.Status.REGISTERED in (state.status, new_state.status):
-            await self._sync_unrouted(new_state)
         return new_state
 
     async def import_history(self, req: pb.ImportHistoryRequest) -> pb.ImportHistoryResponse:
@@ -365,30 +416,14 @@ class Assignment:
         events, new_state = lc.history(state, steps, ctx, make)
         new_state = lc.replace_inputs(new_state, marker)
         await self.store.commit(state, events, new_state, publish=events, input_event=marker)
-        await self._sync_load(state, new_state)
-        if new_state.status is lc.Status.REGISTERED:
-            await self._sync_unrouted(new_state)
         return pb.ImportHistoryResponse(case=to_view(new_state), applied=True)
 
     async def _leader_load(self, district_id: str) -> dict[str, int]:
-        loads = await self.store.store.get(LOADS, district_id) or {}
-        return {k: len(v) for k, v in (loads.get("open") or {}).items() if isinstance(v, dict)}
-
-    async def _sync_load(self, before: lc.CaseState, after: lc.CaseState) -> None:
-        """Open packages per leader, for load balancing: the set of a leader's
-        open packaged cases, so writing it again changes nothing (a retry, a
-        redelivery). Written after the case's record; a crash in between
-        leaves the balance a case off until the case's next step."""
-        upd: dict[str, dict[str, object]] = {}
-        key = f"open.{after.leader_id}.{after.case_id}"
-        if before.leader_id and before.leader_id != after.leader_id:
-            upd.setdefault("$unset", {})[f"open.{before.leader_id}.{after.case_id}"] = ""
-        if after.leader_id and after.status is lc.Status.ACCEPTED:
-            upd.setdefault("$set", {})[key] = True
-        elif after.leader_id:
-            upd.setdefault("$unset", {})[key] = ""
-        if upd and (before.leader_id or after.leader_id):
-            await self.store.store.write(LOADS, [(after.district_id, upd)])
+        """Open packages per leader, for balancing: as the consumer last saw
+        them (a package given moments ago may not be counted yet)."""
+        got = await shards.read(self.store.store, LOADS, [district_id], self.partitions)
+        cases = got.get(district_id, {}).get("cases") or {}
+        return dict(Counter(str(v) for v in cases.values()))
 
     @staticmethod
     def _event(
@@ -766,12 +801,12 @@ class AssignmentServicer(pb_grpc.AssignmentServiceServicer):
 
 
 async def _setup(rt: Runtime) -> BatchHandler | None:
-    a = Assignment(CaseStore(rt.store, rt.outbox), rt.directory)
+    a = Assignment(CaseStore(rt.store, rt.outbox), rt.directory, rt.settings.partitions)
 
-    async def gauge_unrouted() -> None:  # one small document per district
+    async def gauge_unrouted() -> None:  # a small document per district and partition
         while True:
             try:
-                for doc in await rt.store.scan(UNROUTED, 10_000):
+                for doc in shards.merge_all(await rt.store.scan(UNROUTED, 10_000)):
                     UNROUTED_CASES.labels(doc["_id"]).set(len(doc.get("cases") or {}))
             except Exception:
                 log.exception("unrouted gauge refresh failed")

@@ -14,11 +14,12 @@ Two kinds of document, because they have different writers:
   difference between what was read and what the batch made of it, and the
   handler puts the record that an event was applied (``_applied.<event>``)
   into the same document, so the effect and its tracking land in one write;
-* *counters* shared across partitions and replicas (a district's monthly
-  figures) are incremented (``count``) and carry, per source partition, the
-  highest offset counted (``_wm.<p>``, moved by ``$max`` in the same write).
-  An event at or below it is not counted again; two replicas' increments of
-  one counter add up.
+* *counters* shared across partitions (a district's monthly figures) are
+  incremented (``count``) in the shard of the event's partition
+  (``core.shards``: each shard has one writer, however many replicas run),
+  which carries the highest offset it counted (``_wm.<p>``, moved by
+  ``$max`` in the same write). An event at or below it is not counted
+  again; readers add the shards up.
 
 Flush order is what makes a retry after a crash at any point redo exactly
 what is missing and nothing twice: counters first, then the owned
@@ -38,6 +39,7 @@ from typing import Any
 
 from xinfang.core.docops import apply_update, diff
 from xinfang.core.mongo import Doc, Position
+from xinfang.core.shards import META, shard_id
 from xinfang.core.store import Store, normalise
 
 __all__ = ["Batch", "BatchConsumer", "CaseBlocked", "OwnedDocs"]
@@ -204,11 +206,12 @@ class Batch:
         inc: Mapping[str, int],
         on_insert: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Add ``inc`` to a shared counter unless ``pos`` was counted already."""
-        key = (coll, doc_id)
+        """Add ``inc`` to a shared counter (its shard for ``pos``'s partition)
+        unless ``pos`` was counted already."""
+        key = (coll, shard_id(doc_id, pos.partition))
         c = self._counters.get(key)
         if c is None:
-            doc = await self.store.get(coll, doc_id)
+            doc = await self.store.get(*key)
             c = self._counters[key] = _Counter(
                 stored_wm={k: int(v) for k, v in ((doc or {}).get("_wm") or {}).items()}
             )
@@ -229,6 +232,10 @@ class Batch:
             c.inc[k] = c.inc.get(k, 0) + n
         for k, v in (on_insert or {}).items():
             c.on_insert.setdefault(k, v)
+        if on_insert and META not in c.on_insert:
+            c.on_insert[META] = sorted(on_insert)
+            if self._undo is not None:
+                self._undo[-1][2].new_on_insert.append(META)
         return True
 
     # ---- one event at a time ------------------------------------------------------

@@ -15,6 +15,10 @@ from pathlib import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# the case topic's partitions: also how many shards a shared counter has
+# (core.shards), so readers built without settings (tests, tools) agree
+DEFAULT_PARTITIONS = 4
+
 __all__ = ["ASYMMETRIC_ALGORITHMS", "Settings", "parse_ring"]
 
 # what an identity provider may sign with (never HS*, never none)
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
     mongo_uri: str = "mongodb://127.0.0.1:27018/"
     # Database names are prefixed so several deployments can share one server.
     mongo_db_prefix: str = "xinfang"
-    partitions: int = Field(default=4, ge=1, le=256)
+    partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
     case_events_topic: str = "xinfang.case-events.v1"
     dead_letter_topic: str = "xinfang.dead-letter.v1"
     rankings_topic: str = "xinfang.rankings.v1"

@@ -25,6 +25,7 @@ import grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.auth import OFFICE, tool_channel
 from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI
@@ -36,6 +37,7 @@ from xinfang.core.codec import (
     request_time,
     to_timestamp,
 )
+from xinfang.core.config import DEFAULT_PARTITIONS
 from xinfang.core.directory import Directory
 from xinfang.core.districts import District
 from xinfang.core.errors import FailedPrecondition, InvalidArgument, NotFound, renamed
@@ -84,7 +86,9 @@ class Reporting:
         supervision: str | None = None,
         publish: Callable[[ev.CaseEvent], Awaitable[None]] | None = None,
         auth_key: bytes | None = None,
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
+        self.partitions = partitions  # the counters' shards (core.shards)
         self.publish = publish
         self.auth_key = auth_key  # signs reporting's own calls to supervision
         self.db = db
@@ -196,8 +200,10 @@ class Reporting:
         return await self.directory.get(district_id)
 
     async def _counter_docs(self, ids: Sequence[str]) -> dict[str, Doc]:
-        docs = await self.counters.find({"_id": {"$in": list(ids)}}).to_list(None)
-        return {d["_id"]: d for d in docs}
+        """The counters, each the sum of its partitions' shards (core.shards)."""
+        want = [shards.shard_id(i, p) for i in ids for p in range(self.partitions)]
+        docs = await self.counters.find({"_id": {"$in": want}}).to_list(None)
+        return {d["_id"]: d for d in shards.merge_all(docs)}
 
     async def figures(self, district_id: str, period: str) -> PeriodFigures | None:
         """A whole period's figures, or None when nothing was counted in it."""
@@ -529,7 +535,7 @@ async def _setup(rt: Runtime) -> BatchHandler | None:
         )
 
     supervision = s.supervision_addr or f"{s.grpc_host}:{s.supervision_grpc}"
-    r = Reporting(rt.db, rt.directory, supervision, publish, s.auth_key_bytes)
+    r = Reporting(rt.db, rt.directory, supervision, publish, s.auth_key_bytes, s.partitions)
     rt.grpc.add(
         pb_grpc.add_ReportingServiceServicer_to_server,
         ReportingServicer(r),

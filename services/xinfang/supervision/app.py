@@ -24,6 +24,7 @@ import grpc
 from prometheus_client.registry import REGISTRY
 
 from xinfang.core.auth import OVERSIGHT
+from xinfang.core.config import DEFAULT_PARTITIONS
 from xinfang.core.directory import Directory
 from xinfang.core.errors import InvalidArgument
 from xinfang.core.grpc_server import rpc
@@ -49,8 +50,14 @@ class Supervision(ClockConsumer, Scanner, Queries):
     (``consumer.py``), the scanner and re-evaluation (``scanner.py``), the
     queries and rankings (``queries.py``); metrics are ``metrics.py``."""
 
-    def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory) -> None:
-        super().__init__(rt_db, outbox, directory)
+    def __init__(
+        self,
+        rt_db: Any,
+        outbox: Outbox,
+        directory: Directory,
+        partitions: int = DEFAULT_PARTITIONS,
+    ) -> None:
+        super().__init__(rt_db, outbox, directory, partitions)
 
 
 class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
@@ -100,7 +107,7 @@ async def _every(seconds: float, what: str, fn: Any) -> None:
 
 
 async def _setup(rt: Runtime) -> BatchHandler | None:
-    sup = Supervision(rt.db, rt.outbox, rt.directory)
+    sup = Supervision(rt.db, rt.outbox, rt.directory, rt.settings.partitions)
     consume = sup.consumer(rt.store, rt.owned_docs())
     sup.producer = rt.producer
     sup.rankings_topic = rt.settings.rankings_topic

@@ -19,6 +19,7 @@ from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument
 from xinfang.core.mongo import TRANSIENT_ERRORS, Position
 from xinfang.core.registry import Registry
+from xinfang.core.shards import shard_id
 from xinfang.core.store import Store
 from xinfang.supervision.clocks import Applied, apply_ops, clock_doc_id, clock_label, clock_ops
 from xinfang.supervision.docs import (
@@ -121,7 +122,12 @@ class ClockConsumer(Documents):
                 upd["$unset"] = unset
             b.update(CLOCKS, doc_id, upd)
             for bucket, day in res.indexed:
-                b.also(BUCKETS, f"{bucket}:{day}", {"$addToSet": {"ids": doc_id}})
+                # the partition's shard of the day (core.shards): one writer
+                b.also(
+                    BUCKETS,
+                    shard_id(f"{bucket}:{day}", pos.partition),
+                    {"$addToSet": {"ids": doc_id}},
+                )
                 if day <= today:
                     # due (or to be warned) already: the scanner may have
                     # passed that day, so it looks at this clock next pass

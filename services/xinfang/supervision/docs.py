@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.config import DEFAULT_PARTITIONS
 from xinfang.core.directory import Directory
 from xinfang.core.mongo import Collection
 from xinfang.core.outbox import Outbox
@@ -27,7 +28,15 @@ class Documents:
     the driver; the consumer, the scanner and re-evaluation go through the
     store port (``core.store``)."""
 
-    def __init__(self, rt_db: Any, outbox: Outbox, directory: Directory) -> None:
+    def __init__(
+        self,
+        rt_db: Any,
+        outbox: Outbox,
+        directory: Directory,
+        partitions: int = DEFAULT_PARTITIONS,
+    ) -> None:
+        # the shards of the counters and due buckets (core.shards)
+        self.partitions = partitions
         self.clocks: Collection = rt_db[CLOCKS]
         self.stats: Collection = rt_db[STATS]
         self.cases: Collection = rt_db[CASES]

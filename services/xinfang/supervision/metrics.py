@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from xinfang.core import shards
 from xinfang.core.calendar import SHANGHAI
 from xinfang.supervision.clocks import SlaState, oldest_overdue_days, tally_sla, unit_rollup
 from xinfang.supervision.docs import Documents
@@ -35,7 +36,7 @@ class ClockMetrics(Collector):
     async def refresh(self, sup: Documents) -> None:
         # one document per district and clock kind, and per unit and duty
         # clock kind: small, read whole
-        docs = await sup.stats.find({}, {"_wm": 0}).to_list(None)
+        docs = shards.merge_all(await sup.stats.find({}, {"_wm": 0}).to_list(None))
         self.stats = [d for d in docs if not d.get("unit_id")]
         self.unit_stats = [d for d in docs if d.get("unit_id")]
 

@@ -7,13 +7,14 @@ import uuid
 from datetime import UTC, datetime
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.codec import to_timestamp
 from xinfang.core.errors import InvalidArgument, NotFound
 from xinfang.core.mongo import upsert_by_id
 from xinfang.core.periods import months_of, parse_period
 from xinfang.supervision import scoring
 from xinfang.supervision.clocks import clock_doc_id
-from xinfang.supervision.docs import Documents
+from xinfang.supervision.docs import TALLIES, Documents
 from xinfang.supervision.tallies import TALLY_FIELDS, tally_doc_id
 from xinfang.supervision.v1 import supervision_pb2 as pb
 
@@ -57,15 +58,21 @@ class Queries(Documents):
             "unit": [u for u, x in district.units.items() if x.kind != "external"],
             "leader": list(district.leaders),
         }
+        # every subject's months at once, each month the sum of its shards
+        docs = await shards.read(
+            self.store,
+            TALLIES,
+            [tally_doc_id(district_id, m, k, s) for k, ids in subjects.items() for s in ids
+             for m in months],
+            self.partitions,
+        )  # fmt: skip
         out = []
         for kind, ids in subjects.items():
             tallies = []
             for subject in ids:
                 total = dict.fromkeys(TALLY_FIELDS, 0)
                 for m in months:
-                    doc = await self.tallies.find_one(
-                        {"_id": tally_doc_id(district_id, m, kind, subject)}
-                    )
+                    doc = docs.get(tally_doc_id(district_id, m, kind, subject))
                     for f in TALLY_FIELDS:
                         total[f] += int((doc or {}).get(f, 0))
                 tallies.append(scoring.Tally(subject=subject, kind=kind, **total))

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core import shards
 from xinfang.core.auth import ALL_DISTRICTS
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
@@ -124,6 +125,14 @@ class Scanner(Documents):
             out.update(await self.store.get_many(coll, ids[i : i + _READ_CHUNK]))
         return out
 
+    async def _buckets(self, ids: Sequence[str]) -> dict[str, Doc]:
+        """Due buckets, each the union of its partitions' shards."""
+        out: dict[str, Doc] = {}
+        step = max(1, _READ_CHUNK // self.partitions)
+        for i in range(0, len(ids), step):
+            out.update(await shards.read(self.store, BUCKETS, ids[i : i + step], self.partitions))
+        return out
+
     async def _record(self, notices: Sequence[Doc]) -> None:
         for i in range(0, len(notices), _RECORD_CHUNK):
             await self.outbox.record(NOTICES, notices[i : i + _RECORD_CHUNK], republish_taken=True)
@@ -145,7 +154,7 @@ class Scanner(Documents):
             (start + timedelta(days=i)).strftime("%Y%m%d") for i in range((today - start).days + 1)
         ]
         bucket_ids = [f"{b}:{d}" for d in days for b in ("warn", "due")]
-        for bid, doc in sorted((await self._read(BUCKETS, bucket_ids)).items()):
+        for bid, doc in sorted((await self._buckets(bucket_ids)).items()):
             found.extend((bid.split(":", 1)[0], clock_id, None) for clock_id in doc.get("ids", []))
         clocks = await self._read(CLOCKS, list(dict.fromkeys(c for _, c, _ in found)))
         cases = await self._read(CASES, list(dict.fromkeys(c["case_id"] for c in clocks.values())))
@@ -199,7 +208,7 @@ class Scanner(Documents):
             (today + timedelta(days=o)).strftime("%Y%m%d")
             for o in range(-horizon_days, horizon_days + 1)
         ]
-        buckets = await self._read(BUCKETS, [f"due:{k}" for k in keys])
+        buckets = await self._buckets([f"due:{k}" for k in keys])
         # every clock indexed around today, once (a clock that moved is
         # indexed under its old day too: that entry is stale, not the clock)
         ids = list(
