@@ -6,7 +6,8 @@
 #                   steady phase at --steady-rate cases/s (p50/p99/max latency),
 #                   the rebuild by replay, Kafka's own producer/consumer ceilings
 #   bench_store.py  the store's own ceilings on the same FerretDB: raw
-#                   updates/s by _id, and the pipeline's writes replayed
+#                   updates/s by _id, and the services' write calls of the
+#                   run replayed straight at the store
 #   bench_clocks.py supervision's scanner and re-evaluation on the store
 # Usage, with the defaults:
 #   scripts/bench.sh [--n 5000] [--concurrency 32] [--seed 42] [--rate 0]
@@ -34,6 +35,8 @@ trap '"$root/scripts/services.sh" down >/dev/null; "$root/scripts/stack.sh" down
 "$root/scripts/stack.sh" reset >/dev/null
 "$root/scripts/stack.sh" up
 dev_keys
+# every write the services send is kept, for bench_store.py to replay at the store
+export XINFANG_STORE_TRACE="$XINFANG_DATA/store-trace"
 "$root/scripts/services.sh" up
 mkdir -p "$XINFANG_DATA"
 export XINFANG_KAFKA_LIBS="$XINFANG_CACHE/kafka-$KAFKA_VERSION/libs" XINFANG_DATA

@@ -217,10 +217,16 @@ def summary(r: Mapping[str, Any]) -> str:
     )
     ceiling = s.get("replay_cases_per_s")
     ratio = s.get("ratio")
+    traced = s.get("trace_cases_per_s") is not None
     row(
-        "store ceiling for the pipeline's writes, cases/s",
+        "store ceiling for the pipeline's writes, cases/s"
+        + (" (its write calls replayed)" if traced else " (each document once)"),
         _num(ceiling, ",.1f"),
     )
+    if traced:
+        row(
+            "  each case's documents written once, cases/s", _num(s.get("once_cases_per_s"), ",.1f")
+        )
     row(
         "  pipeline cases/s ÷ store ceiling",
         _num(ratio, ".2f"),

@@ -8,15 +8,24 @@ time. Two figures:
   99 (FerretDB 1.24 never answers a bulk_write of 100 or more). Each on a
   fresh collection of ``--docs`` documents of ``--doc-bytes`` bytes, after a
   warm-up of the same kind, each update one ``$set`` of one document;
-* the pipeline replayed: what every case left in the services' databases
-  (documents per collection divided by cases, and each collection's mean
-  document size) is written again, straight at the store, by ``_id``, in
-  bulk_writes of at most 99, for ``--replay-cases`` cases. That gives the
-  cases/s the store could take if each of those documents were written
-  once; the pipeline writes most of them more than once (an insert, then
-  updates), so the ceiling is generous and the ratio an honest floor. It
-  runs one bulk in flight and four (one per service, as the pipeline has),
-  and the faster is the ceiling.
+* the pipeline's writes replayed: every write call the four services made
+  in the run, as they sent it (``XINFANG_STORE_TRACE``, ``core.store.
+  WriteTrace``: the same inserts, updates by ``_id`` and deletes, the same
+  documents, bulks and order), is sent again straight at the store, into
+  scratch databases, one stream per service as the pipeline has them. The
+  cases/s of that replay is the store's ceiling for the same writes: what
+  the pipeline's cases/s would be if the services cost nothing. It runs
+  one stream per service and four (each service's calls dealt round-robin,
+  more in flight at the cost of their order), and the faster is the
+  ceiling. Reads are not replayed (they are not writes, and the pipeline
+  makes them too), so the ceiling is generous and the ratio an honest
+  floor;
+* beside it, for reference, what every case left in the services'
+  databases (documents per collection divided by cases, and each
+  collection's mean document size) written once each, by ``_id``, in
+  bulk_writes of at most 99 (one bulk in flight and four; the faster): the
+  cases/s if each document were written once, which no pipeline that
+  inserts and then updates can reach.
 
 Uses the results file (``$XINFANG_BENCH_RESULTS``) for the pipeline's
 cases and cases/s; without one, ``--cases`` and ``--cases-per-s`` say them.
@@ -26,16 +35,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import UpdateOne
+from pymongo import DeleteOne, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from bench_common import MAX_BULK, SERVICES, load_results, save_section
 from xinfang.core.config import Settings
@@ -165,6 +177,56 @@ async def replay(
     return replay_cases / seconds
 
 
+# ---- the pipeline's own writes, replayed ------------------------------------------------
+
+
+def read_trace(path: Path) -> list[dict[str, Any]]:
+    with path.open("rb") as f:
+        return list(bson.decode_file_iter(f))
+
+
+async def replay_stream(db: Any, calls: Sequence[dict[str, Any]]) -> None:
+    """One service's write calls in order, each one round trip as it was.
+    A refused insert (a duplicate ``_id``: a claim lost, a retry) is refused
+    again here, as it was in the run."""
+    for c in calls:
+        coll = db[c["coll"]]
+        body = c["body"]
+        if c["op"] == "insert":
+            with contextlib.suppress(BulkWriteError):
+                await coll.bulk_write([InsertOne(d) for d in body], ordered=False)
+        elif c["op"] == "write":
+            ops = [UpdateOne({"_id": u["_id"]}, u["u"], upsert=True) for u in body]
+            await coll.bulk_write(ops, ordered=True)
+        else:
+            await coll.bulk_write([DeleteOne({"_id": i}) for i in body], ordered=False)
+
+
+async def replay_traces(client: Any, folder: Path, width: int = 1) -> tuple[float, dict[str, int]]:
+    """Seconds to replay every service's trace at once, and calls per
+    service. ``width`` > 1 deals each service's calls round-robin to that
+    many streams: more in flight, as a service's concurrent calls were, at
+    the cost of the order between them."""
+    traces = {
+        s: read_trace(folder / f"{s}.bson") for s in SERVICES if (folder / f"{s}.bson").exists()
+    }
+    dbs = {s: client[f"{SCRATCH_DB}_{s}"] for s in traces}
+    for db in dbs.values():
+        await client.drop_database(db.name)
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *(
+            replay_stream(dbs[s], calls[k::width])
+            for s, calls in traces.items()
+            for k in range(width)
+        )
+    )
+    seconds = time.perf_counter() - t0
+    for db in dbs.values():
+        await client.drop_database(db.name)
+    return seconds, {s: len(c) for s, c in traces.items()}
+
+
 # ---- the run -----------------------------------------------------------------------------
 
 
@@ -199,6 +261,29 @@ async def run(a: argparse.Namespace) -> None:
         await client.drop_database(SCRATCH_DB)
         await client.close()
         return
+    trace = Path(settings.store_trace) if settings.store_trace else None
+    if trace is not None and trace.is_dir():
+        by_width = {}
+        for width in (1, 4):
+            seconds, calls = await replay_traces(client, trace, width)
+            by_width[width] = cases / seconds
+            if width == 1:
+                print(
+                    f"the pipeline's write calls replayed straight at the store ({cases:,} "
+                    "cases; " + ", ".join(f"{s} {n:,}" for s, n in calls.items()) + " calls):"
+                )
+            print(
+                f"  {width} stream(s) per service: {seconds:.1f} s = {by_width[width]:,.1f} cases/s"
+            )
+        traced = max(by_width.values())
+        figures.update(
+            trace_cases_per_s=traced,
+            trace_calls=calls,
+            trace_by_width={str(k): v for k, v in by_width.items()},
+        )
+    else:
+        traced = None
+        print("store: no write trace (XINFANG_STORE_TRACE): the ceiling is the documents once")
     written = await inventory(client, settings)
     per_case = sum(w.docs for w in written) / cases
     bytes_per_case = sum(w.docs * w.mean_bytes for w in written) / cases
@@ -213,16 +298,19 @@ async def run(a: argparse.Namespace) -> None:
     for width in (1, 4):
         rates[width] = await replay(db, written, cases, n, width)
         print(f"  replayed for {n:,} cases, {width} bulk(s) in flight: {rates[width]:,.1f} cases/s")
-    ceiling = max(rates.values())
+    once = max(rates.values())
+    ceiling = traced if traced is not None else once
     figures.update(
         replay_cases=n,
         docs_per_case=per_case,
         bytes_per_case=bytes_per_case,
+        once_cases_per_s=once,
         replay_cases_per_s=ceiling,
         replay_by_width={str(k): v for k, v in rates.items()},
         ratio=(cps / ceiling) if cps else None,
     )
-    print(f"store ceiling for the pipeline's writes: {ceiling:,.1f} cases/s")
+    how = "its write calls replayed" if traced is not None else "each document once"
+    print(f"store ceiling for the pipeline's writes: {ceiling:,.1f} cases/s ({how})")
     if cps:
         print(f"pipeline {cps:,.1f} cases/s ÷ ceiling = {cps / ceiling:.2f}")
     save_section("store", figures)

@@ -6,7 +6,10 @@ deadlocked the database: README "Faults")."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import bson
 
 from xinfang.core.store import WRITE_MAX, MemoryStore, MongoStore
 
@@ -45,3 +48,21 @@ async def test_the_fake_counts_the_same_round_trips() -> None:
     mem = MemoryStore()
     await mem.write("c", [(f"d{i}", {"$set": {"i": i}}) for i in range(200)])
     assert mem.calls["write"] == -(-200 // WRITE_MAX)
+
+
+async def test_the_write_trace_holds_each_write_call_as_sent(tmp_path: Path) -> None:
+    db = _Db()
+    store = MongoStore(db, "test", trace=tmp_path / "t" / "test.bson")  # type: ignore[arg-type]
+    await store.write("c", [(f"d{i}", {"$set": {"i": i}}) for i in range(30)])
+    await store.delete("c", ["d1", "d1", "d2"])
+    store.close()
+    with (tmp_path / "t" / "test.bson").open("rb") as f:
+        calls = list(bson.decode_file_iter(f))
+    # one record per round trip, in order: two update bulks, then one delete
+    assert [(c["op"], c["coll"], len(c["body"])) for c in calls] == [
+        ("write", "c", WRITE_MAX),
+        ("write", "c", 30 - WRITE_MAX),
+        ("delete", "c", 2),
+    ]
+    assert calls[0]["body"][3] == {"_id": "d3", "u": {"$set": {"i": 3}}}
+    assert calls[2]["body"] == ["d1", "d2"]

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # clocks and case records), so a case's later events read nothing;
     # past this many it forgets them all and reads again (0: keep none)
     owned_cache_docs: int = Field(default=50_000, ge=0)
+    # a folder: every write to the store is appended to <service>.bson there,
+    # as sent, for scripts/bench_store.py to replay (the benchmark sets it)
+    store_trace: str = ""
     metrics_refresh_seconds: float = Field(default=2.0, gt=0)
     # per-unit series per district at most (the rest add up as unit="_other")
     metrics_max_units: int = Field(default=300, ge=1)

@@ -152,7 +152,13 @@ class Runtime:
         self.dead_letters = DeadLetters(
             self.service, self.producer, self.settings.dead_letter_topic
         )
-        self.store = MongoStore(self.db, self.service)
+        self.store = MongoStore(
+            self.db,
+            self.service,
+            trace=Path(self.settings.store_trace) / f"{self.service}.bson"
+            if self.settings.store_trace
+            else None,
+        )
         self._outbox = Outbox(
             self.store,
             kafka_publisher(self.producer, self.settings.case_events_topic),
@@ -186,6 +192,7 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.producer.stop()
         if self.mongo is not None:
+            self.store.close()
             await self.mongo.close()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

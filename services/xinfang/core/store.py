@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -43,6 +44,7 @@ __all__ = [
     "MongoStore",
     "Store",
     "Update",
+    "WriteTrace",
     "normalise",
 ]
 
@@ -112,16 +114,42 @@ def _chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
+class WriteTrace:
+    """Every write call as it was sent, appended to a file of BSON documents
+    (``{"coll", "op", "body"}``, one per round trip). The benchmark replays a
+    run's traces straight at the store (``scripts/bench_store.py``): the
+    store's ceiling for the very writes the services made, in their shapes
+    and order, without the services. Flushed per call, so a killed process
+    leaves whole records."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("ab")
+
+    def add(self, coll: str, op: str, body: list[Any]) -> None:
+        self._f.write(bson.encode({"coll": coll, "op": op, "body": body}))
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
 class MongoStore(Store):
     """The adapter for any MongoDB-protocol server (FerretDB locally)."""
 
-    def __init__(self, db: AsyncDatabase[Doc], service: str) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], service: str, trace: Path | None = None) -> None:
         self.db = db
         self.service = service
         self._calls = {
             op: STORE_CALLS.labels(service, op)
             for op in ("get", "insert", "write", "delete", "scan")
         }
+        self._trace = WriteTrace(trace) if trace is not None else None
+
+    def close(self) -> None:
+        """Let go of the trace file (the client is the caller's to close)."""
+        if self._trace is not None:
+            self._trace.close()
 
     def _count(self, op: str, n: int = 1) -> None:
         self._calls[op].inc(n)
@@ -139,6 +167,8 @@ class MongoStore(Store):
 
     async def insert(self, coll: str, doc: Doc) -> bool:
         self._count("insert")
+        if self._trace is not None:
+            self._trace.add(coll, "insert", [doc])
         try:
             await self.db[coll].insert_one(doc)
         except DuplicateKeyError:
@@ -149,6 +179,8 @@ class MongoStore(Store):
         out: list[bool] = []
         for chunk in _chunks(docs, BULK_MAX):
             self._count("insert")
+            if self._trace is not None:
+                self._trace.add(coll, "insert", list(chunk))
             ok = [True] * len(chunk)
             try:
                 await self.db[coll].bulk_write([InsertOne(d) for d in chunk], ordered=False)
@@ -171,6 +203,8 @@ class MongoStore(Store):
             for lock in locks:
                 await lock.acquire()
             try:
+                if self._trace is not None:
+                    self._trace.add(coll, "write", [{"_id": i, "u": dict(u)} for i, u in chunk])
                 await self._bulk(
                     coll, [UpdateOne({"_id": i}, dict(u), upsert=True) for i, u in chunk]
                 )
@@ -194,6 +228,8 @@ class MongoStore(Store):
     async def delete(self, coll: str, ids: Sequence[str]) -> None:
         for chunk in _chunks(list(dict.fromkeys(ids)), BULK_MAX):
             self._count("delete")
+            if self._trace is not None:
+                self._trace.add(coll, "delete", list(chunk))
             await self.db[coll].bulk_write([DeleteOne({"_id": i}) for i in chunk], ordered=False)
 
     async def scan(self, coll: str, limit: int) -> list[Doc]:
