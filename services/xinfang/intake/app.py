@@ -7,7 +7,6 @@ it. The sealed identity stays in this document and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,11 +106,7 @@ class Intake:
         for p in items:  # one request sent twice at once: the second hears "not created"
             first.setdefault(p.case_id, p)
         todo = list(first.values())
-        # the reads do not depend on each other: one round trip of waiting
-        existing, hints = await asyncio.gather(
-            self.store.get_many(CASES, [p.case_id for p in todo]),
-            self.store.get_many(MATTERS, [p.matter_id for p in todo]),
-        )
+        existing = await self.store.get_many(CASES, [p.case_id for p in todo])
         answers: dict[str, pb.RegisterPetitionResponse] = {}
         retried = [
             existing[p.case_id]
@@ -125,7 +120,7 @@ class Intake:
                     case_id=doc["_id"], created=False, kind=doc["kind"]
                 )
         fresh = [p for p in todo if p.case_id not in answers]
-        places = await self._claim_all(fresh, hints)
+        places = await self._claim_all(fresh)
         # a hint only: where the next registration starts looking (see
         # _claim); a first petition needs none, as probing starts at place
         # 1. Written before the case, so a retry after a crash at any point
@@ -184,16 +179,43 @@ class Intake:
         doc["outbox"] = outbox_field([event])
         return doc
 
-    async def _claim_all(
-        self, items: Sequence[_Pending], hints: dict[str, Doc]
-    ) -> dict[str, tuple[int, str]]:
+    async def _claim_all(self, items: Sequence[_Pending]) -> dict[str, tuple[int, str]]:
         """Each petition's place among its matter's petitions and the case
-        before it: every place the hints point to is tried in one insert;
-        the few refused (the same matter twice at once, a retry, a stale
-        hint) probe on one by one (``_claim``)."""
+        before it. Most petitions are their matter's first: place 1 is tried
+        for all in one insert, with nothing read first. Those refused (a
+        repeat petition, a retry) read their matters' hints, try the places
+        the hints point to in one insert, and the few refused again (the
+        same matter twice at once, a stale hint) probe on one by one
+        (``_claim``)."""
         if not items:
             return {}
-        start = {p.case_id: max(1, int(hints.get(p.matter_id, {}).get("count", 0))) for p in items}
+        firsts = await self.store.insert_many(
+            MATTERS,
+            [{"_id": f"{p.matter_id}#1", "district_id": p.district_id, "case_id": p.case_id}
+             for p in items],
+        )  # fmt: skip
+        places: dict[str, tuple[int, str]] = {
+            p.case_id: (1, "") for p, claimed in zip(items, firsts, strict=True) if claimed
+        }
+        refused = [p for p, claimed in zip(items, firsts, strict=True) if not claimed]
+        if not refused:
+            return places
+        hints = await self.store.get_many(MATTERS, [p.matter_id for p in refused])
+        start = {
+            p.case_id: max(1, int(hints.get(p.matter_id, {}).get("count", 0))) for p in refused
+        }
+        # place 1 was refused already: those probe on from it
+        for p in [p for p in refused if start[p.case_id] == 1]:
+            places[p.case_id] = await self._claim(p.matter_id, p.district_id, p.case_id, 1)
+        places.update(await self._claim_at([p for p in refused if start[p.case_id] > 1], start))
+        return places
+
+    async def _claim_at(
+        self, items: Sequence[_Pending], start: dict[str, int]
+    ) -> dict[str, tuple[int, str]]:
+        """Try each petition's hinted place, all in one insert."""
+        if not items:
+            return {}
         ok = await self.store.insert_many(
             MATTERS,
             [{"_id": f"{p.matter_id}#{start[p.case_id]}", "district_id": p.district_id,
@@ -205,8 +227,6 @@ class Intake:
             seq = start[p.case_id]
             if not claimed:
                 places[p.case_id] = await self._claim(p.matter_id, p.district_id, p.case_id, seq)
-            elif seq == 1:
-                places[p.case_id] = (1, "")
             else:
                 below.append((p, seq))
         if below:
