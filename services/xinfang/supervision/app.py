@@ -24,13 +24,10 @@ import grpc
 from prometheus_client.registry import REGISTRY
 
 from xinfang.core.auth import OVERSIGHT
-from xinfang.core.config import DEFAULT_PARTITIONS
-from xinfang.core.directory import Directory
 from xinfang.core.errors import InvalidArgument
 from xinfang.core.grpc_server import rpc
 from xinfang.core.lease import Lease
 from xinfang.core.logging import get_logger
-from xinfang.core.outbox import Outbox
 from xinfang.core.runtime import BatchHandler, Runtime, ServiceSpec
 from xinfang.supervision.consumer import ClockConsumer
 from xinfang.supervision.metrics import ClockMetrics
@@ -48,16 +45,8 @@ log = get_logger(__name__)
 class Supervision(ClockConsumer, Scanner, Queries):
     """The service's parts over one database: the consumer
     (``consumer.py``), the scanner and re-evaluation (``scanner.py``), the
-    queries and rankings (``queries.py``); metrics are ``metrics.py``."""
-
-    def __init__(
-        self,
-        rt_db: Any,
-        outbox: Outbox,
-        directory: Directory,
-        partitions: int = DEFAULT_PARTITIONS,
-    ) -> None:
-        super().__init__(rt_db, outbox, directory, partitions)
+    queries and rankings (``queries.py``); metrics are ``metrics.py``.
+    Built as ``Documents`` is: database, outbox, directory, partitions."""
 
 
 class SupervisionServicer(pb_grpc.SupervisionServiceServicer):
