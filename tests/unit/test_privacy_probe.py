@@ -46,7 +46,11 @@ def test_look_alikes_are_not_findings() -> None:
     p.search("log lines", "y", "王小 小明 and 王 小明")  # parts of a name are not the name
     # digits inside hex ids (a pseudonym's HMAC, a UUID): found in the long run
     p.search("messages", "z", 'R"p_cb99a4f27c7d19ad9930b13812345678e67cX a440524198001010013b')
+    # the decimals of a metric's value (found in the two-replica long run)
+    p.search("metric series", "m", 'xinfang_x_seconds_sum{service="r"} 34659.13912345678')
     assert p.findings == []
+    p.search("log lines", "n", "电话.13912345678")  # after a full stop, not a decimal: a phone
+    assert [f.what for f in p.findings] == ["phone (pattern)"]
     assert id_number_ok("11010519491231002X") and not id_number_ok("110105194912310021")
 
 
