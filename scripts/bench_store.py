@@ -197,7 +197,14 @@ async def replay_stream(db: Any, calls: Sequence[dict[str, Any]]) -> None:
                 await coll.bulk_write([InsertOne(d) for d in body], ordered=False)
         elif c["op"] == "write":
             ops = [UpdateOne({"_id": u["_id"]}, u["u"], upsert=True) for u in body]
-            await coll.bulk_write(ops, ordered=True)
+            try:
+                await coll.bulk_write(ops, ordered=True)
+            except (BulkWriteError, KeyError):
+                # two streams upserted one new _id at once (calls dealt
+                # round-robin lose their order): the loser's bulk stopped
+                # there (FerretDB's answer then lacks ``nModified``, which
+                # the driver trips on); sent again, the upsert is an update
+                await coll.bulk_write(ops, ordered=True)
         else:
             await coll.bulk_write([DeleteOne({"_id": i}) for i in body], ordered=False)
 
