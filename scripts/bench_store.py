@@ -14,12 +14,9 @@ time. Two figures:
   documents, bulks and order), is sent again straight at the store, into
   scratch databases, one stream per service as the pipeline has them. The
   cases/s of that replay is the store's ceiling for the same writes: what
-  the pipeline's cases/s would be if the services cost nothing. It runs
-  one stream per service and four (each service's calls dealt round-robin,
-  more in flight at the cost of their order), and the faster is the
-  ceiling. Reads are not replayed (they are not writes, and the pipeline
-  makes them too), so the ceiling is generous and the ratio an honest
-  floor;
+  the pipeline's cases/s would be if the services cost nothing. Reads are
+  not replayed (they are not writes, and the pipeline makes them too), so
+  the ceiling is generous and the ratio an honest floor;
 * beside it, for reference, what every case left in the services'
   databases (documents per collection divided by cases, and each
   collection's mean document size) written once each, by ``_id``, in
@@ -185,14 +182,10 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
         return list(bson.decode_file_iter(f))
 
 
-async def replay_stream(db: Any, calls: Sequence[dict[str, Any]], strict: bool = True) -> int:
-    """One service's write calls in order, each one round trip as it was;
-    returns the update bulks the store refused. A refused insert (a
-    duplicate ``_id``: a claim lost, a retry) is refused again here, as it
-    was in the run. Out of order (``strict`` False) an update can meet a
-    document not yet in the shape it expects (FerretDB then answers without
-    ``nModified``, which the driver trips on): it is counted and skipped."""
-    refused = 0
+async def replay_stream(db: Any, calls: Sequence[dict[str, Any]]) -> None:
+    """One service's write calls in order, each one round trip as it was.
+    A refused insert (a duplicate ``_id``: a claim lost, a retry) is refused
+    again here, as it was in the run."""
     for c in calls:
         coll = db[c["coll"]]
         body = c["body"]
@@ -201,25 +194,16 @@ async def replay_stream(db: Any, calls: Sequence[dict[str, Any]], strict: bool =
                 await coll.bulk_write([InsertOne(d) for d in body], ordered=False)
         elif c["op"] == "write":
             ops = [UpdateOne({"_id": u["_id"]}, u["u"], upsert=True) for u in body]
-            try:
-                await coll.bulk_write(ops, ordered=True)
-            except (BulkWriteError, KeyError):
-                if strict:
-                    raise
-                refused += 1
+            await coll.bulk_write(ops, ordered=True)
         else:
             await coll.bulk_write([DeleteOne({"_id": i}) for i in body], ordered=False)
-    return refused
 
 
-async def replay_traces(
-    client: Any, folder: Path, width: int = 1
-) -> tuple[float, dict[str, int], int]:
-    """Seconds to replay every service's trace at once, and calls per
-    service. ``width`` > 1 deals each service's calls round-robin to that
-    many streams: more in flight, as a service's concurrent calls were, at
-    the cost of the order between them (the update bulks refused for that
-    are the third figure returned)."""
+async def replay_traces(client: Any, folder: Path) -> tuple[float, dict[str, int]]:
+    """Seconds to replay every service's trace at once, one stream each,
+    and calls per service. (More streams a service were tried: calls dealt
+    round-robin lose their order, and FerretDB on SQLite, one writer at a
+    time, took longer than the four streams did.)"""
     traces = {
         s: read_trace(folder / f"{s}.bson") for s in SERVICES if (folder / f"{s}.bson").exists()
     }
@@ -227,17 +211,11 @@ async def replay_traces(
     for db in dbs.values():
         await client.drop_database(db.name)
     t0 = time.perf_counter()
-    refused = await asyncio.gather(
-        *(
-            replay_stream(dbs[s], c[k::width], strict=width == 1)
-            for s, c in traces.items()
-            for k in range(width)
-        )
-    )
+    await asyncio.gather(*(replay_stream(dbs[s], c) for s, c in traces.items()))
     seconds = time.perf_counter() - t0
     for db in dbs.values():
         await client.drop_database(db.name)
-    return seconds, {s: len(c) for s, c in traces.items()}, sum(refused)
+    return seconds, {s: len(c) for s, c in traces.items()}
 
 
 # ---- the run -----------------------------------------------------------------------------
@@ -276,26 +254,14 @@ async def run(a: argparse.Namespace) -> None:
         return
     trace = Path(settings.store_trace) if settings.store_trace else None
     if trace is not None and trace.is_dir():
-        by_width = {}
-        for width in (1, 4):
-            seconds, calls, refused = await replay_traces(client, trace, width)
-            by_width[width] = cases / seconds
-            if width == 1:
-                print(
-                    f"the pipeline's write calls replayed straight at the store ({cases:,} "
-                    "cases; " + ", ".join(f"{s} {n:,}" for s, n in calls.items()) + " calls):"
-                )
-            skipped = f" ({refused:,} update bulks refused out of order)" if refused else ""
-            print(
-                f"  {width} stream(s) per service: {seconds:.1f} s = "
-                f"{by_width[width]:,.1f} cases/s{skipped}"
-            )
-        traced = max(by_width.values())
-        figures.update(
-            trace_cases_per_s=traced,
-            trace_calls=calls,
-            trace_by_width={str(k): v for k, v in by_width.items()},
+        seconds, calls = await replay_traces(client, trace)
+        traced = cases / seconds
+        print(
+            f"the pipeline's write calls replayed straight at the store ({cases:,} cases; "
+            + ", ".join(f"{s} {n:,}" for s, n in calls.items())
+            + f" calls), one stream per service: {seconds:.1f} s = {traced:,.1f} cases/s"
         )
+        figures.update(trace_cases_per_s=traced, trace_calls=calls, trace_seconds=seconds)
     else:
         traced = None
         print("store: no write trace (XINFANG_STORE_TRACE): the ceiling is the documents once")
