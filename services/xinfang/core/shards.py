@@ -44,8 +44,7 @@ def shard_ids(doc_id: str, partitions: int) -> list[str]:
 
 def base_id(shard: str) -> str:
     """The document a shard is part of."""
-    head, sep, tail = shard.rpartition(SEP)
-    return head if sep and tail.isdigit() else shard
+    return _order(shard)[0]
 
 
 def merge(shards: Iterable[Mapping[str, Any]]) -> Doc | None:
@@ -93,20 +92,22 @@ def _copy(v: Any) -> Any:
 
 async def read(store: Store, coll: str, ids: Sequence[str], partitions: int) -> dict[str, Doc]:
     """The documents among ``ids`` that have a shard, each merged, by id."""
-    want = [shard_id(i, p) for i in dict.fromkeys(ids) for p in range(partitions)]
+    want = [s for i in dict.fromkeys(ids) for s in shard_ids(i, partitions)]
     got = await store.get_many(coll, want)
-    by_doc: dict[str, list[Doc]] = {}
-    for s in want:  # in partition order: "first" is the lowest partition
-        if s in got:
-            by_doc.setdefault(base_id(s), []).append(got[s])
-    return {i: d for i, docs in by_doc.items() if (d := merge(docs)) is not None}
+    return {d.pop("_id"): d for d in merge_all(got.values())}
+
+
+def _order(shard: str) -> tuple[str, int]:
+    head, sep, tail = shard.rpartition(SEP)
+    return (head, int(tail)) if sep and tail.isdigit() else (shard, -1)
 
 
 def merge_all(docs: Iterable[Mapping[str, Any]]) -> list[Doc]:
-    """Every document of a collection read whole, its shards merged, with
-    its ``_id`` (for a small collection a reader scans: metrics)."""
+    """Documents read as shards, each document's shards merged (the lowest
+    partition first), with its ``_id``: for a collection a reader scans
+    whole (metrics) or the shards ``read`` fetched."""
     by_doc: dict[str, list[Mapping[str, Any]]] = {}
-    for d in sorted(docs, key=lambda d: str(d["_id"])):
+    for d in sorted(docs, key=lambda d: _order(str(d["_id"]))):
         by_doc.setdefault(base_id(str(d["_id"])), []).append(d)
     out = []
     for i, shards in by_doc.items():

@@ -201,7 +201,7 @@ class Reporting:
 
     async def _counter_docs(self, ids: Sequence[str]) -> dict[str, Doc]:
         """The counters, each the sum of its partitions' shards (core.shards)."""
-        want = [shards.shard_id(i, p) for i in ids for p in range(self.partitions)]
+        want = [s for i in ids for s in shards.shard_ids(i, self.partitions)]
         docs = await self.counters.find({"_id": {"$in": want}}).to_list(None)
         return {d["_id"]: d for d in shards.merge_all(docs)}
 
