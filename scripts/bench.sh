@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark, on a fresh stack of its own (ports from XINFANG_BENCH_PORT_BASE,
-# default 39000; data under .local/bench, reset at every run), printing every
-# figure of one run and a summary with each figure's target:
+# default 24000, below the kernel's ephemeral ports; data under .local/bench,
+# reset at every run), printing every figure of one run and a summary with
+# each figure's target:
 #   bench.py        a burst of --n cases (cases/s, store calls per case), a
 #                   steady phase at --steady-rate cases/s (p50/p99/max latency),
 #                   the rebuild by replay, Kafka's own producer/consumer ceilings
@@ -19,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
-isolated_stack bench "${XINFANG_BENCH_PORT_BASE:-39000}"
+isolated_stack bench "${XINFANG_BENCH_PORT_BASE:-24000}"
 clocks=2000
 args=()
 while (($#)); do

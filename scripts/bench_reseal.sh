@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
-isolated_stack bench-keys "${XINFANG_BENCH_PORT_BASE:-39000}"
+isolated_stack bench-keys "${XINFANG_BENCH_PORT_BASE:-24000}"
 "$root/scripts/install.sh" all
 trap '"$root/scripts/services.sh" down >/dev/null; "$root/scripts/stack.sh" down >/dev/null' EXIT
 "$root/scripts/stack.sh" reset >/dev/null

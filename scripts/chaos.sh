@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault harness (scripts/chaos.py --help): on a fresh stack of its own
-# (ports from XINFANG_CHAOS_PORT_BASE, data under .local/chaos), a steady load
+# (ports from XINFANG_CHAOS_PORT_BASE, default 25000, data under .local/chaos), a steady load
 # of registrations while each service, Kafka and FerretDB is SIGKILLed and
 # restarted in turn (and FerretDB left down, and poison written); then every
 # acknowledged registration is checked, and a figure per victim printed.
@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 XINFANG_ROOT=$root
 source "$root/scripts/env.sh"
-isolated_stack chaos "${XINFANG_CHAOS_PORT_BASE:-38000}"
+isolated_stack chaos "${XINFANG_CHAOS_PORT_BASE:-25000}"
 # the scanner and the figures' refresh as the tests run them
 export XINFANG_METRICS_REFRESH_SECONDS=${XINFANG_METRICS_REFRESH_SECONDS:-2}
 "$root/scripts/install.sh" all
