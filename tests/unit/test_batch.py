@@ -31,9 +31,22 @@ async def test_a_document_changed_by_many_events_is_read_once_and_written_once()
         "_applied": {f"e{i}": [0, i] for i in range(10)},
     }
     await b.flush()
-    assert s.calls == {"get": 2, "write": 1}
+    # c1 existed: one update; c2 is new: inserted whole
+    assert s.calls == {"get": 2, "write": 1, "insert": 1}
     assert (await s.get("cases", "c1") or {})["n"] == 10
     assert (await s.get("cases", "c2") or {})["log"] == list(range(10))
+
+
+async def test_a_new_document_that_exists_after_all_is_updated_as_an_upsert_would() -> None:
+    s = MemoryStore()
+    b = Batch(s)
+    b.assume_absent("cases", ["c1", "c2"])  # wrong for c1: another writer made it
+    await s.insert("cases", {"_id": "c1", "other": "kept", "n": 5})
+    b.update("cases", "c1", {"$set": {"n": 1}, "$push": {"log": "a"}})
+    b.update("cases", "c2", {"$set": {"n": 2}})
+    assert await b.flush() == 2
+    assert await s.get("cases", "c1") == {"_id": "c1", "other": "kept", "n": 1, "log": ["a"]}
+    assert await s.get("cases", "c2") == {"_id": "c2", "n": 2}
 
 
 async def test_a_counter_refuses_a_position_it_has_counted() -> None:
@@ -69,13 +82,19 @@ async def test_a_counter_refuses_a_position_it_has_counted() -> None:
 async def test_flush_writes_counters_then_owned_collections_in_order() -> None:
     s = MemoryStore()
     written: list[str] = []
-    real = s.write
+    real, real_insert = s.write, s.insert_many
 
     async def spy(coll: str, updates: Sequence[Any]) -> None:
         written.append(coll)
         await real(coll, updates)
 
+    async def spy_insert(coll: str, docs: Sequence[Any]) -> list[bool]:
+        written.append(f"{coll} (new)")
+        return await real_insert(coll, docs)
+
     s.write = spy  # type: ignore[method-assign]
+    s.insert_many = spy_insert  # type: ignore[method-assign]
+    await s.insert("cases", {"_id": "c"})
     b = Batch(s, order=["clocks", "cases"])
     await b.load("cases", ["c"])
     await b.load("clocks", ["k"])
@@ -84,7 +103,7 @@ async def test_flush_writes_counters_then_owned_collections_in_order() -> None:
     b.also("buckets", "due:1", {"$addToSet": {"ids": "k"}})
     await b.count("stats", "s", Position(0, 1), {"open": 1})
     await b.flush()
-    assert written == ["stats", "buckets", "clocks", "cases"]
+    assert written == ["stats", "buckets", "clocks (new)", "cases"]
 
 
 async def test_rollback_undoes_one_event_only() -> None:
@@ -253,14 +272,37 @@ async def test_a_write_that_fails_in_part_forgets_what_was_kept() -> None:
     await b.load("cases", ["c1"])
     b.update("clocks", "k1", {"$set": {"open": True}})
     b.update("cases", "c1", {"$set": {"n": 1}})
-    real = s.write
+    real = s.insert_many
 
-    async def write(coll: str, updates: Any) -> None:
+    async def insert_many(coll: str, docs: Any) -> list[bool]:
         if coll == "cases":
             raise ConnectionError("lost")
-        await real(coll, updates)
+        return await real(coll, docs)
 
-    s.write = write  # type: ignore[method-assign]
+    s.insert_many = insert_many  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await b.flush()
     assert owned.docs == {}  # the clock was written, the case not: read both again
+
+
+async def test_a_counters_watermark_is_kept_with_the_owned_documents_until_a_drop() -> None:
+    s = MemoryStore()
+    owned = OwnedDocs()
+    b = Batch(s, owned=owned)
+    assert await b.count("stats", "d", Position(0, 5), {"n": 1})
+    await b.flush()
+    s.calls.clear()
+    again = Batch(s, owned=owned)  # the next batch of the partition: nothing read
+    assert not await again.count("stats", "d", Position(0, 5), {"n": 1})
+    assert await again.count("stats", "d", Position(0, 6), {"n": 1})
+    await again.flush()
+    assert s.calls == {"write": 1}
+    owned.drop()  # revoked: another replica may have counted since
+    await s.write("stats", [("d@0", {"$max": {"_wm.0": 9}, "$inc": {"n": 3}})])
+    s.calls.clear()
+    after = Batch(s, owned=owned)
+    assert not await after.count("stats", "d", Position(0, 9), {"n": 1})
+    assert await after.count("stats", "d", Position(0, 10), {"n": 1})
+    await after.flush()
+    assert s.calls == {"get": 1, "write": 1}
+    assert (await s.get("stats", "d@0") or {})["n"] == 6

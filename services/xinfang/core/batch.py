@@ -4,8 +4,8 @@ A consumer reads a bounded batch of a partition's events, and its handlers
 apply them here instead of at the store: every document the batch touches is
 read once (``load``, all of a kind at once), changed in memory as each event
 says (``update``: MongoDB's operators, ``core.docops``), and written once at
-the end (``flush``: one update per document, in bulk). A document changed by
-ten events of a batch costs one read and one write, not ten of each.
+the end (``flush``: one insert or update per document, in bulk). A document
+changed by ten events of a batch costs one read and one write, not ten of each.
 
 Two kinds of document, because they have different writers:
 
@@ -63,13 +63,26 @@ class OwnedDocs:
         self.complete = complete
         self.max_docs = max_docs
         self.docs: dict[tuple[str, str], Doc | None] = {}
+        # the watermarks of the counter shards of these partitions, as last
+        # written: a shard has one writer too (``core.shards``), and reading
+        # a district's few counters again for every batch was a third of a
+        # consumer's reads
+        self.watermarks: dict[tuple[str, str], dict[str, int]] = {}
         self.epoch = 0  # moved by every drop: a batch read before it keeps nothing
 
     def drop(self) -> None:
         """Forget everything (a rebalance, a failed write): read from the store again."""
         self.docs.clear()
+        self.watermarks.clear()
         self.complete = False
         self.epoch += 1
+
+    def watermark(self, key: tuple[str, str]) -> dict[str, int] | None:
+        """A counter shard's watermarks, if known (None: read the shard)."""
+        wm = self.watermarks.get(key)
+        if wm is not None:
+            return dict(wm)
+        return {} if self.complete else None
 
     def serve(
         self,
@@ -96,6 +109,7 @@ class OwnedDocs:
         self.docs.update({k: None if d is None else normalise(d) for k, d in after.items()})
         if len(self.docs) > self.max_docs:
             self.docs.clear()
+            self.watermarks.clear()
             self.complete = False
 
 
@@ -211,10 +225,11 @@ class Batch:
         key = (coll, shard_id(doc_id, pos.partition))
         c = self._counters.get(key)
         if c is None:
-            doc = await self.store.get(*key)
-            c = self._counters[key] = _Counter(
-                stored_wm={k: int(v) for k, v in ((doc or {}).get("_wm") or {}).items()}
-            )
+            stored = self.owned.watermark(key) if self.owned is not None else None
+            if stored is None:
+                doc = await self.store.get(*key)
+                stored = {k: int(v) for k, v in ((doc or {}).get("_wm") or {}).items()}
+            c = self._counters[key] = _Counter(stored_wm=stored)
         p = str(pos.partition)
         if pos.offset <= max(c.stored_wm.get(p, -1), c.wm.get(p, -1)):
             return False
@@ -261,9 +276,13 @@ class Batch:
 
     # ---- writing ----------------------------------------------------------------
 
-    def pending(self) -> dict[str, list[tuple[str, Doc]]]:
-        """The writes ``flush`` would make, by collection, in flush order."""
-        out: dict[str, list[tuple[str, Doc]]] = {}
+    def plan(self) -> list[tuple[str, list[Doc], list[tuple[str, Doc]]]]:
+        """The writes ``flush`` makes, in its order: per collection, the
+        documents new in this batch, inserted whole, and the updates by
+        ``_id``. FerretDB inserts a new document three times as fast as it
+        upserts one (it looks for it first): 9,600 against 2,800 a second
+        in bulks of 99 here, so a case's first document is an insert."""
+        out: dict[str, tuple[list[Doc], list[tuple[str, Doc]]]] = {}
         for (coll, doc_id), c in self._counters.items():
             if not c.wm:
                 continue
@@ -274,30 +293,50 @@ class Batch:
                 upd["$inc"] = dict(c.inc)
             if c.on_insert:
                 upd["$setOnInsert"] = c.on_insert
-            out.setdefault(coll, []).append((doc_id, upd))
+            out.setdefault(coll, ([], []))[1].append((doc_id, upd))
         for coll, doc_id, raw in _coalesce(self._also):
-            out.setdefault(coll, []).append((doc_id, raw))
-        owned: dict[str, list[tuple[str, Doc]]] = {}
+            out.setdefault(coll, ([], []))[1].append((doc_id, raw))
+        owned: dict[str, tuple[list[Doc], list[tuple[str, Doc]]]] = {}
         for (coll, doc_id), after in self._after.items():
             if after is None:
                 continue
-            upd = diff(self._before[(coll, doc_id)], after)
+            before = self._before[(coll, doc_id)]
+            if before is None:
+                owned.setdefault(coll, ([], []))[0].append(after)
+                continue
+            upd = diff(before, after)
             if upd:
-                owned.setdefault(coll, []).append((doc_id, upd))
+                owned.setdefault(coll, ([], []))[1].append((doc_id, upd))
         rank = {c: i for i, c in enumerate(self.order)}
         for coll in sorted(owned, key=lambda c: rank.get(c, -1)):
             if coll in out:
                 raise ValueError(f"{coll} holds both counters and owned documents")
             out[coll] = owned[coll]
-        return out
+        return [(coll, new, updates) for coll, (new, updates) in out.items()]
+
+    def pending(self) -> dict[str, list[tuple[str, Doc]]]:
+        """The updates of ``plan``, by collection (new documents left out)."""
+        return {coll: updates for coll, _new, updates in self.plan() if updates}
 
     async def flush(self) -> int:
         """Write the batch; returns the documents written. The batch is spent."""
         n = 0
         try:
-            for coll, updates in self.pending().items():
-                await self.store.write(coll, updates)
-                n += len(updates)
+            for coll, new, updates in self.plan():
+                n += len(new) + len(updates)
+                again: list[tuple[str, Doc]] = []
+                if new:
+                    inserted = await self.store.insert_many(coll, new)
+                    # there after all (a writer this batch did not see, or a
+                    # caller's ``assume_absent`` that was wrong): the same
+                    # change as an update, as if it had been read as absent
+                    again = [
+                        (str(d["_id"]), diff(None, d))
+                        for d, ok in zip(new, inserted, strict=True)
+                        if not ok
+                    ]
+                if updates or again:
+                    await self.store.write(coll, [*updates, *again])
         except BaseException:
             # written in part: what the store holds is no longer known here
             if self.owned is not None:
@@ -305,6 +344,10 @@ class Batch:
             raise
         if self.owned is not None and self.owned.epoch == self._epoch:
             self.owned.keep(self._after)
+            for key, c in self._counters.items():
+                self.owned.watermarks[key] = {
+                    p: max(c.stored_wm.get(p, -1), c.wm.get(p, -1)) for p in {*c.stored_wm, *c.wm}
+                }
         self._before.clear()
         self._after.clear()
         self._counters.clear()
