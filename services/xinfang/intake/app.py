@@ -106,11 +106,17 @@ class Intake:
         for p in items:  # one request sent twice at once: the second hears "not created"
             first.setdefault(p.case_id, p)
         todo = list(first.values())
-        existing = await self.store.get_many(CASES, [p.case_id for p in todo])
+        # place 1 of each matter first, with nothing read: a petition that
+        # takes it is its matter's first and was never registered (a try
+        # claims its place before it writes its case, and places are taken
+        # from 1 up, so a case written before holds a place and place 1 is
+        # gone). Only the refused may be retries, and only they are read.
+        places, refused = await self._claim_firsts(todo)
+        existing = await self.store.get_many(CASES, [p.case_id for p in refused])
         answers: dict[str, pb.RegisterPetitionResponse] = {}
         retried = [
             existing[p.case_id]
-            for p in todo
+            for p in refused
             if p.case_id in existing and existing[p.case_id]["district_id"] == p.district_id
         ]
         if retried:  # retries: the first try may have died before publishing
@@ -119,8 +125,8 @@ class Intake:
                 answers[doc["_id"]] = pb.RegisterPetitionResponse(
                     case_id=doc["_id"], created=False, kind=doc["kind"]
                 )
+        places.update(await self._claim_rest([p for p in refused if p.case_id not in answers]))
         fresh = [p for p in todo if p.case_id not in answers]
-        places = await self._claim_all(fresh)
         # a hint only: where the next registration starts looking (see
         # _claim); a first petition needs none, as probing starts at place
         # 1. Written before the case, so a retry after a crash at any point
@@ -179,16 +185,14 @@ class Intake:
         doc["outbox"] = outbox_field([event])
         return doc
 
-    async def _claim_all(self, items: Sequence[_Pending]) -> dict[str, tuple[int, str]]:
-        """Each petition's place among its matter's petitions and the case
-        before it. Most petitions are their matter's first: place 1 is tried
-        for all in one insert, with nothing read first. Those refused (a
-        repeat petition, a retry) read their matters' hints, try the places
-        the hints point to in one insert, and the few refused again (the
-        same matter twice at once, a stale hint) probe on one by one
-        (``_claim``)."""
+    async def _claim_firsts(
+        self, items: Sequence[_Pending]
+    ) -> tuple[dict[str, tuple[int, str]], list[_Pending]]:
+        """Most petitions are their matter's first: place 1 is tried for all
+        in one insert, with nothing read first. Returns the places taken and
+        the petitions refused (a repeat petition, a retry)."""
         if not items:
-            return {}
+            return {}, []
         firsts = await self.store.insert_many(
             MATTERS,
             [{"_id": f"{p.matter_id}#1", "district_id": p.district_id, "case_id": p.case_id}
@@ -197,7 +201,14 @@ class Intake:
         places: dict[str, tuple[int, str]] = {
             p.case_id: (1, "") for p, claimed in zip(items, firsts, strict=True) if claimed
         }
-        refused = [p for p, claimed in zip(items, firsts, strict=True) if not claimed]
+        return places, [p for p, claimed in zip(items, firsts, strict=True) if not claimed]
+
+    async def _claim_rest(self, refused: Sequence[_Pending]) -> dict[str, tuple[int, str]]:
+        """The places of petitions refused place 1: they read their matters'
+        hints, try the places the hints point to in one insert, and the few
+        refused again (the same matter twice at once, a stale hint) probe on
+        one by one (``_claim``)."""
+        places: dict[str, tuple[int, str]] = {}
         if not refused:
             return places
         hints = await self.store.get_many(MATTERS, [p.matter_id for p in refused])
