@@ -19,11 +19,10 @@ from xinfang.core.districts import District
 from xinfang.core.errors import InvalidArgument
 from xinfang.core.mongo import TRANSIENT_ERRORS, Position
 from xinfang.core.registry import Registry
-from xinfang.core.shards import shard_id
 from xinfang.core.store import Store
+from xinfang.supervision import buckets
 from xinfang.supervision.clocks import Applied, apply_ops, clock_doc_id, clock_label, clock_ops
 from xinfang.supervision.docs import (
-    BUCKETS,
     CASES,
     CLOCKS,
     RECHECKS,
@@ -123,11 +122,7 @@ class ClockConsumer(Documents):
             b.update(CLOCKS, doc_id, upd)
             for bucket, day in res.indexed:
                 # the partition's shard of the day (core.shards): one writer
-                b.also(
-                    BUCKETS,
-                    shard_id(f"{bucket}:{day}", pos.partition),
-                    {"$addToSet": {"ids": doc_id}},
-                )
+                buckets.index(b, bucket, day, doc_id, pos)
                 if day <= today:
                     # due (or to be warned) already: the scanner may have
                     # passed that day, so it looks at this clock next pass

@@ -21,7 +21,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core import shards
 from xinfang.core.auth import ALL_DISTRICTS
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import new_event, to_timestamp
@@ -30,8 +29,9 @@ from xinfang.core.errors import NotFound
 from xinfang.core.mongo import Doc
 from xinfang.core.outbox import outbox_field
 from xinfang.core.store import Update
+from xinfang.supervision import buckets
 from xinfang.supervision.clocks import moved_deadline
-from xinfang.supervision.docs import BUCKETS, CASES, CLOCKS, NOTICES, RECHECKS, Documents
+from xinfang.supervision.docs import CASES, CLOCKS, NOTICES, RECHECKS, Documents
 
 __all__ = ["SETTLE", "Scanner", "judge"]
 
@@ -125,13 +125,10 @@ class Scanner(Documents):
             out.update(await self.store.get_many(coll, ids[i : i + _READ_CHUNK]))
         return out
 
-    async def _buckets(self, ids: Sequence[str]) -> dict[str, Doc]:
-        """Due buckets, each the union of its partitions' shards."""
-        out: dict[str, Doc] = {}
-        step = max(1, _READ_CHUNK // self.partitions)
-        for i in range(0, len(ids), step):
-            out.update(await shards.read(self.store, BUCKETS, ids[i : i + step], self.partitions))
-        return out
+    async def _buckets(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """The clock ids of due buckets, each the union of its partitions'
+        shards and their pages (``supervision.buckets``)."""
+        return await buckets.read(self.store, ids, self.partitions, _READ_CHUNK)
 
     async def _record(self, notices: Sequence[Doc]) -> None:
         for i in range(0, len(notices), _RECORD_CHUNK):
@@ -154,8 +151,8 @@ class Scanner(Documents):
             (start + timedelta(days=i)).strftime("%Y%m%d") for i in range((today - start).days + 1)
         ]
         bucket_ids = [f"{b}:{d}" for d in days for b in ("warn", "due")]
-        for bid, doc in sorted((await self._buckets(bucket_ids)).items()):
-            found.extend((bid.split(":", 1)[0], clock_id, None) for clock_id in doc.get("ids", []))
+        for bid, clock_ids in sorted((await self._buckets(bucket_ids)).items()):
+            found.extend((bid.split(":", 1)[0], clock_id, None) for clock_id in clock_ids)
         clocks = await self._read(CLOCKS, list(dict.fromkeys(c for _, c, _ in found)))
         cases = await self._read(CASES, list(dict.fromkeys(c["case_id"] for c in clocks.values())))
         notices: dict[str, Doc] = {}
@@ -208,12 +205,10 @@ class Scanner(Documents):
             (today + timedelta(days=o)).strftime("%Y%m%d")
             for o in range(-horizon_days, horizon_days + 1)
         ]
-        buckets = await self._buckets([f"due:{k}" for k in keys])
+        due = await self._buckets([f"due:{k}" for k in keys])
         # every clock indexed around today, once (a clock that moved is
         # indexed under its old day too: that entry is stale, not the clock)
-        ids = list(
-            dict.fromkeys(i for k in keys for i in buckets.get(f"due:{k}", {}).get("ids", []))
-        )
+        ids = list(dict.fromkeys(i for k in keys for i in due.get(f"due:{k}", [])))
         clocks = await self._read(CLOCKS, ids)
         open_n = estimated = 0
         notices: list[Doc] = []
