@@ -25,6 +25,37 @@ def test_a_token_round_trips_its_caller() -> None:
     assert authn.verify(authn.issue(caller)) == caller
 
 
+def test_a_verified_token_is_kept_until_it_expires_and_no_longer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = Authenticator(KEY, leeway_s=0)
+    token = a.issue(OFFICE_A, ttl_s=100)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert a.verify(token) == OFFICE_A
+    decoded: list[str] = []
+    real = jwt.decode
+
+    def counting(*args: object, **kwargs: object) -> object:
+        decoded.append("x")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert a.verify(token) == OFFICE_A and decoded == []  # from the cache
+    monkeypatch.setattr(time, "time", lambda: now + a.CACHE_SECONDS + 1)
+    assert a.verify(token) == OFFICE_A and decoded == ["x"]  # checked again
+
+
+def test_a_cached_token_is_refused_once_it_expires() -> None:
+    a = Authenticator(KEY, leeway_s=0)
+    token = a.issue(OFFICE_A, ttl_s=1)
+    assert a.verify(token) == OFFICE_A
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        a.verify(token)
+
+
 def test_metadata_without_a_bearer_token_is_unauthenticated() -> None:
     with pytest.raises(Unauthenticated, match="no bearer token"):
         authn.from_metadata([("x-other", "1")])

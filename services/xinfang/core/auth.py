@@ -168,6 +168,12 @@ class Authenticator:
         self._key = key
         self._leeway = leeway_s
         self._idp = idp
+        # tokens verified lately: a client sends the same token with every
+        # request, and decoding it again was a twentieth of intake's CPU.
+        # An entry lives until the token expires or ``CACHE_SECONDS`` pass,
+        # whichever is first, so a key the identity provider withdraws stops
+        # its tokens within a minute here as well
+        self._verified: dict[str, tuple[Caller, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -189,7 +195,24 @@ class Authenticator:
         token: str = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         return token
 
+    CACHE_SECONDS = 60.0
+    CACHE_TOKENS = 10_000
+
     def verify(self, token: str) -> Caller:
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None:
+            if now < hit[1]:
+                return hit[0]
+            del self._verified[token]
+        caller, exp = self._verify(token)
+        if len(self._verified) >= self.CACHE_TOKENS:
+            self._verified.clear()
+        until = now + self.CACHE_SECONDS
+        self._verified[token] = (caller, until if exp is None else min(until, exp))
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float | None]:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as e:
@@ -203,7 +226,9 @@ class Authenticator:
             f"authorization: token algorithm {alg!r} is not accepted ({', '.join(accepted)})"
         )
 
-    def _verify_idp(self, idp: IdentityProvider, token: str, alg: str) -> Caller:
+    def _verify_idp(
+        self, idp: IdentityProvider, token: str, alg: str
+    ) -> tuple[Caller, float | None]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             if not kid:
@@ -243,11 +268,12 @@ class Authenticator:
         districts = _claim(c, idp.districts_claim)
         if isinstance(districts, str):
             districts = districts.split()
-        return self._caller(
+        caller = self._caller(
             c.get("sub"), role, _claim(c, idp.unit_claim), [] if districts is None else districts
         )
+        return caller, _expiry(c)
 
-    def _verify_shared(self, token: str) -> Caller:
+    def _verify_shared(self, token: str) -> tuple[Caller, float | None]:
         try:
             c = jwt.decode(
                 token,
@@ -261,7 +287,8 @@ class Authenticator:
             raise Unauthenticated("authorization: the token has expired") from e
         except jwt.InvalidTokenError as e:
             raise Unauthenticated(f"authorization: invalid token ({e})") from e
-        return self._caller(c["sub"], c.get("role"), c.get("unit"), c.get("districts", []))
+        caller = self._caller(c["sub"], c.get("role"), c.get("unit"), c.get("districts", []))
+        return caller, _expiry(c)
 
     @staticmethod
     def _caller(sub: Any, role: Any, unit: Any, districts: Any) -> Caller:
@@ -281,6 +308,14 @@ class Authenticator:
                     raise Unauthenticated("authorization: expected 'Bearer <token>'")
                 return self.verify(token.strip())
         raise Unauthenticated("authorization: no bearer token on the request")
+
+
+def _expiry(claims: dict[str, Any]) -> float | None:
+    """When a verified token stops being accepted (``exp`` and the leeway
+    that ``jwt.decode`` allowed are not added: a cached token ends at its
+    ``exp``, never later)."""
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def _districts_named(request: Any) -> list[tuple[str, str]]:
