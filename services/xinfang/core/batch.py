@@ -33,7 +33,7 @@ An event whose handler fails is undone in memory (``savepoint``/
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,12 +101,23 @@ class OwnedDocs:
                 left.append(i)
         return left
 
-    def keep(self, after: Mapping[tuple[str, str], Doc | None]) -> None:
+    def keep(
+        self,
+        after: Mapping[tuple[str, str], Doc | None],
+        changed: Set[tuple[str, str]] | None = None,
+    ) -> None:
         """Remember what a flush wrote. Past ``max_docs`` the memory is let go
         and documents are read from the store again (where they all are)."""
         # as the store holds them (datetimes to the millisecond, tuples as
-        # lists): what is served from here must equal what a read returns
-        self.docs.update({k: None if d is None else normalise(d) for k, d in after.items()})
+        # lists): what is served from here must equal what a read returns.
+        # A document the batch left as it was read is so already (read from
+        # the store or served from here): only the ``changed`` are converted
+        self.docs.update(
+            {
+                k: d if d is None or (changed is not None and k not in changed) else normalise(d)
+                for k, d in after.items()
+            }
+        )
         if len(self.docs) > self.max_docs:
             self.docs.clear()
             self.watermarks.clear()
@@ -343,7 +354,10 @@ class Batch:
                 self.owned.drop()
             raise
         if self.owned is not None and self.owned.epoch == self._epoch:
-            self.owned.keep(self._after)
+            self.owned.keep(
+                self._after,
+                changed={k for k, d in self._after.items() if d is not self._before.get(k, _GONE)},
+            )
             for key, c in self._counters.items():
                 self.owned.watermarks[key] = {
                     p: max(c.stored_wm.get(p, -1), c.wm.get(p, -1)) for p in {*c.stored_wm, *c.wm}
@@ -377,6 +391,8 @@ def _coalesce(ops: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[tuple[s
             out.append((coll, doc_id, dict(upd)))
     return out
 
+
+_GONE: Any = object()
 
 Item = tuple[Any, Position]  # (event, where it was read)
 
