@@ -25,7 +25,7 @@ async def test_a_bucket_is_read_whole_from_every_partitions_pages() -> None:
     assert head is not None and head["pages"] == sorted({i * 40 // step for i in range(0, 12, 2)})
     page = await s.get(BUCKETS, "due:20260301@0#0")
     assert page is not None and page["ids"] == ["k0", "k2"]
-    got = await buckets.read(s, ["due:20260301", "due:20260302"], partitions=4)
+    got = await buckets.read(s.get_many, ["due:20260301", "due:20260302"], partitions=4)
     assert sorted(got) == ["due:20260301"]
     assert sorted(got["due:20260301"]) == sorted(f"k{i}" for i in range(12))
 
@@ -40,5 +40,5 @@ async def test_a_redelivered_event_changes_nothing_and_the_old_single_list_is_re
     assert s.dump() == before
     # a bucket written before the pages: its ids are in the head itself
     await s.write(BUCKETS, [("due:20260301@3", {"$addToSet": {"ids": "old"}})])
-    got = await buckets.read(s, ["due:20260301"], partitions=4)
+    got = await buckets.read(s.get_many, ["due:20260301"], partitions=4)
     assert sorted(got["due:20260301"]) == ["k1", "k2", "old"]

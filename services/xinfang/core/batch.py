@@ -104,24 +104,24 @@ class OwnedDocs:
     def keep(
         self,
         after: Mapping[tuple[str, str], Doc | None],
-        changed: Set[tuple[str, str]] | None = None,
+        changed: Set[tuple[str, str]],
+        watermarks: Mapping[tuple[str, str], dict[str, int]],
     ) -> None:
-        """Remember what a flush wrote. Past ``max_docs`` the memory is let go
-        and documents are read from the store again (where they all are)."""
+        """Remember what a flush wrote: the documents and the counter shards'
+        watermarks. Past ``max_docs`` the memory is let go and documents are
+        read from the store again (where they all are)."""
         # as the store holds them (datetimes to the millisecond, tuples as
         # lists): what is served from here must equal what a read returns.
         # A document the batch left as it was read is so already (read from
         # the store or served from here): only the ``changed`` are converted
         self.docs.update(
-            {
-                k: d if d is None or (changed is not None and k not in changed) else normalise(d)
-                for k, d in after.items()
-            }
+            {k: normalise(d) if d is not None and k in changed else d for k, d in after.items()}
         )
         if len(self.docs) > self.max_docs:
             self.docs.clear()
             self.watermarks.clear()
             self.complete = False
+        self.watermarks.update(watermarks)
 
 
 @dataclass
@@ -356,12 +356,10 @@ class Batch:
         if self.owned is not None and self.owned.epoch == self._epoch:
             self.owned.keep(
                 self._after,
-                changed={k for k, d in self._after.items() if d is not self._before.get(k, _GONE)},
+                changed={k for k, d in self._after.items() if d is not self._before[k]},
+                # what the batch counted lies above what was stored (``count``)
+                watermarks={k: {**c.stored_wm, **c.wm} for k, c in self._counters.items()},
             )
-            for key, c in self._counters.items():
-                self.owned.watermarks[key] = {
-                    p: max(c.stored_wm.get(p, -1), c.wm.get(p, -1)) for p in {*c.stored_wm, *c.wm}
-                }
         self._before.clear()
         self._after.clear()
         self._counters.clear()
@@ -391,8 +389,6 @@ def _coalesce(ops: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[tuple[s
             out.append((coll, doc_id, dict(upd)))
     return out
 
-
-_GONE: Any = object()
 
 Item = tuple[Any, Position]  # (event, where it was read)
 

@@ -128,7 +128,7 @@ class Scanner(Documents):
     async def _buckets(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """The clock ids of due buckets, each the union of its partitions'
         shards and their pages (``supervision.buckets``)."""
-        return await buckets.read(self.store, ids, self.partitions, _READ_CHUNK)
+        return await buckets.read(self._read, ids, self.partitions)
 
     async def _record(self, notices: Sequence[Doc]) -> None:
         for i in range(0, len(notices), _RECORD_CHUNK):
