@@ -5,10 +5,13 @@ shard, so two replicas serving commands never update one document at once."""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 from tests.unit.test_faults import Faults, World, _consume, _requests
 from xinfang.assignment import lifecycle as lc
 from xinfang.assignment.app import LOADS, UNROUTED
 from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.calendar import SHANGHAI
 from xinfang.core.districts import parse_district
 from xinfang.intake.domain import case_id_for
 from xinfang.sample.generator import sample_district
@@ -21,7 +24,16 @@ def _world(routing: list[dict[str, str]] | None = None) -> tuple[World, list]:  
     reqs = _requests(raw, 2)
     if routing is not None:
         raw = {**raw, "routing": routing}
-    return World(Faults(), parse_district({**raw, "version": 1})), reqs
+    district = parse_district({**raw, "version": 1})
+    # received on a leader's reception day, a case is packaged by that leader
+    # as it is accepted (``lifecycle._accept``): these tests package by hand,
+    # so their petitions come in on a day without one
+    for r in reqs:
+        at = r.received_at.ToDatetime(tzinfo=UTC)
+        while district.reception.leader_on(at.astimezone(SHANGHAI).date()):
+            at -= timedelta(days=1)
+        r.received_at.FromDatetime(at)
+    return World(Faults(), district), reqs
 
 
 async def test_a_routed_new_case_writes_no_list() -> None:
