@@ -318,8 +318,10 @@ async def run(a: argparse.Namespace) -> None:
     print(f"burst: {a.n} petitions {offered}, concurrency {a.concurrency}, "
           f"{settings.partitions} partitions")  # fmt: skip
     before = await scrape_all(settings)
+    burst_began = time.time()
     burst = await run_phase(settings, client, "burst", a.n, a.concurrency, a.seed, a.rate)
     quiet_s, quiet = await wait_quiet(settings, client)
+    burst_ended = time.time()
     after = await scrape_all(settings)
     calls = calls_per_case(before, after, a.n)
     by_op = calls_by_op(before, after, a.n)
@@ -337,6 +339,8 @@ async def run(a: argparse.Namespace) -> None:
         store_calls_per_case=calls,
         store_calls_complete=quiet,  # False: read while the pipeline was still busy
         store_calls_per_case_by_op=by_op,
+        # the burst's span, Unix time: bench_store.py replays the writes made in it
+        burst_wall=[burst_began, burst_ended],
     )
     print(f"submit (gRPC, intake):      {figures['submit_per_s']:8.1f} cases/s")
     print(f"end to end:                 {figures['cases_per_s']:8.1f} cases/s in {elapsed:.1f} s")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,18 +117,20 @@ def _chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
 
 class WriteTrace:
     """Every write call as it was sent, appended to a file of BSON documents
-    (``{"coll", "op", "body"}``, one per round trip). The benchmark replays a
-    run's traces straight at the store (``scripts/bench_store.py``): the
-    store's ceiling for the very writes the services made, in their shapes
-    and order, without the services. Flushed per call, so a killed process
-    leaves whole records."""
+    (``{"coll", "op", "body", "t"}``, one per round trip, ``t`` the Unix
+    time it was sent). The benchmark replays a run's traces straight at the
+    store (``scripts/bench_store.py``): the store's ceiling for the very
+    writes the services made, in their shapes and order, without the
+    services; ``t`` picks the writes of the phase it compares with (the
+    burst, not the steady phase's one-case bulks after it). Flushed per
+    call, so a killed process leaves whole records."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._f = path.open("ab")
 
     def add(self, coll: str, op: str, body: list[Any]) -> None:
-        self._f.write(bson.encode({"coll": coll, "op": op, "body": body}))
+        self._f.write(bson.encode({"coll": coll, "op": op, "body": body, "t": time.time()}))
         self._f.flush()
 
     def close(self) -> None:
