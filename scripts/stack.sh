@@ -66,6 +66,7 @@ start_ferretdb() {
   log "starting ferretdb $FERRETDB_VERSION on :$XINFANG_MONGO_PORT"
   nohup "$("$XINFANG_ROOT/scripts/install.sh" --ferretdb-bin)" \
     -listen "127.0.0.1:$XINFANG_MONGO_PORT" -data "$XINFANG_DATA/ferretdb" -log-level error \
+    ${XINFANG_FERRETDB_PPROF:+-pprof "$XINFANG_FERRETDB_PPROF"} \
     >>"$XINFANG_LOGS/ferretdb.log" 2>&1 &
   echo $! > "$(pidfile ferretdb)"
   wait_port 127.0.0.1 "$XINFANG_MONGO_PORT" 30 ferretdb "$XINFANG_LOGS/ferretdb.log"
