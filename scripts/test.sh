@@ -23,7 +23,7 @@ log "lint and types"
 "$py/ruff" format --check "$root"
 (cd "$root" && "$py/mypy" && "$py/mypy" tests scripts/*.py)
 "$root/scripts/gen_protos.sh" --check
-(cd "$root/scripts/ferretdb" && go vet ./...)
+(cd "$root/scripts/ferretdb" && go vet ./... && go test ./...)
 (promtool check rules "$root"/deploy/prometheus/rules/*.yml && promtool test rules "$root"/deploy/prometheus/tests/*.yml)
 "$root/scripts/validate_deploy.sh"
 
