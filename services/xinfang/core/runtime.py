@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -327,8 +328,27 @@ class Runtime:
         )
 
 
+def _tune_fetch(max_wait_ms: int, min_bytes: int) -> None:
+    """faust-streaming builds its aiokafka consumer with a fetch wait of
+    1.5 s and a minimum of 1 byte, and offers no setting for either (see
+    ``Settings.consumer_fetch_max_wait_ms``). The consumer it builds is given
+    these before it starts: aiokafka hands them to its fetcher on start."""
+    cls = faust_aiokafka.AIOKafkaConsumerThread
+    build = getattr(cls, "_xinfang_build", cls._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = build(self, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        consumer._fetch_min_bytes = min_bytes
+        return consumer
+
+    cls._xinfang_build = build  # type: ignore[attr-defined]  # faust's own, for the next call
+    cls._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def _faust_app(rt: Runtime) -> Any:
     s = rt.settings
+    _tune_fetch(s.consumer_fetch_max_wait_ms, s.consumer_fetch_min_bytes)
     datadir = Path(s.state_dir) / "faust" / rt.service
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
