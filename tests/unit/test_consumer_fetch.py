@@ -30,9 +30,9 @@ def _settings(tmp_path: Path, **kw: int) -> Settings:
 
 
 async def test_the_consumer_fetches_with_the_defaults(tmp_path: Path) -> None:
-    assert await _fetch_settings(_settings(tmp_path)) == (50, 16_384)
+    assert await _fetch_settings(_settings(tmp_path)) == (50, 1)
 
 
 async def test_the_consumer_fetches_as_configured(tmp_path: Path) -> None:
-    s = _settings(tmp_path, consumer_fetch_max_wait_ms=20, consumer_fetch_min_bytes=1)
-    assert await _fetch_settings(s) == (20, 1)
+    s = _settings(tmp_path, consumer_fetch_max_wait_ms=20, consumer_fetch_min_bytes=4096)
+    assert await _fetch_settings(s) == (20, 4096)
