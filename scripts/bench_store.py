@@ -13,8 +13,7 @@ time. Two figures:
   sent it (``XINFANG_STORE_TRACE``, ``core.store.
   WriteTrace``: the same inserts, updates by ``_id`` and deletes, the same
   documents, bulks and order), is sent again straight at the store, into
-  scratch databases, one stream per service as the pipeline has them (more
-  streams were slower: FerretDB on SQLite writes one at a time). The
+  scratch databases, one stream per service as the pipeline has them. The
   cases/s of that replay is the store's ceiling for the same writes: what
   the pipeline's cases/s would be if the services cost nothing. Reads are
   not replayed (they are not writes, and the pipeline makes them too), so

@@ -148,11 +148,13 @@ class CaseStore:
         if fresh:
             # inserted, not upserted: FerretDB looks for a document before it
             # upserts it, and a new one cost it five times the CPU of an
-            # insert here. One there already was written by the sweeper's
-            # refresh since the record went in: then as ``_snapshot`` does
-            docs = [{"_id": s.case_id, **_snapshot_update(s)[1]["$set"]} for s in fresh]
+            # insert here. One that is there already (the sweeper's refresh
+            # wrote it since the record went in) is updated, as ``_snapshot``
+            # would have done
+            updates = [_snapshot_update(s) for s in fresh]
+            docs = [{"_id": case_id, **u["$set"]} for case_id, u in updates]
             ok = await self.store.insert_many(SNAPSHOTS, docs)
-            if again := [_snapshot_update(s) for s, o in zip(fresh, ok, strict=True) if not o]:
+            if again := [u for u, o in zip(updates, ok, strict=True) if not o]:
                 await self.store.write(SNAPSHOTS, again)
         return inserted
 
