@@ -3,18 +3,19 @@
 # default 24000, below the kernel's ephemeral ports; data under .local/bench,
 # reset at every run), printing every figure of one run and a summary with
 # each figure's target:
-#   bench.py        a burst of --n cases (cases/s, store calls per case), a
-#                   steady phase at --steady-rate cases/s (p50/p99/max latency),
+#   bench.py        a warm-up of --warmup cases (not counted: the broker's JIT
+#                   and the pools), a burst of --n cases (cases/s, store
+#                   calls per case), a steady phase at --steady-rate cases/s (p50/p99/max latency),
 #                   the rebuild by replay, Kafka's own producer/consumer ceilings
 #   bench_store.py  the store's own ceilings on the same FerretDB: raw
 #                   updates/s by _id, and the services' write calls of the
 #                   run replayed straight at the store
 #   bench_clocks.py supervision's scanner and re-evaluation on the store
 # Usage, with the defaults:
-#   scripts/bench.sh [--n 5000] [--concurrency 32] [--seed 42] [--rate 0]
+#   scripts/bench.sh [--n 5000] [--warmup 1000] [--concurrency 32] [--seed 42] [--rate 0]
 #                    [--steady-n 1500] [--steady-rate 50]
 #                    [--kafka-records 200000] [--kafka-warmup 50000] [--clocks 2000]
-#   --rate 0: the burst is not paced; --steady-n 0, --kafka-records 0, --clocks 0: skip
+#   --rate 0: the burst is not paced; --warmup 0, --steady-n 0, --kafka-records 0, --clocks 0: skip
 #   that phase. A quick run: scripts/bench.sh --n 300 --steady-n 150
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -203,8 +203,11 @@ def summary(r: Mapping[str, Any]) -> str:
         row(f"  {service}", _num(v, ".1f") if v is not None else "n/a (counter not exported)")
     n = p.get("cases")
     cps = p.get("cases_per_s")
+    warm = (p.get("warmup") or {}).get("cases")
     row(
-        f"end to end, burst of {_num(n)} cases, cases/s",
+        f"end to end, burst of {_num(n)} cases"
+        + (f" after {_num(warm)} warm-up" if warm else "")
+        + ", cases/s",
         _num(cps, ",.1f"),
         "≥ 150 (at --n 5000)",
         _check(cps, cps is not None and cps >= 150),
