@@ -53,7 +53,8 @@ L4J
       >>"$XINFANG_LOGS/kafka.log" 2>&1 || die "kafka storage format failed; see $XINFANG_LOGS/kafka.log"
   fi
   log "starting kafka $KAFKA_VERSION on :$XINFANG_KAFKA_PORT"
-  nohup java -Xms256m -Xmx"$XINFANG_KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+  # shellcheck disable=SC2086  # XINFANG_KAFKA_JVM_OPTS is a list of flags
+  nohup java -Xms256m -Xmx"$XINFANG_KAFKA_HEAP" -XX:+UseG1GC $XINFANG_KAFKA_JVM_OPTS -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
     >>"$XINFANG_LOGS/kafka.log" 2>&1 &
   echo $! > "$(pidfile kafka)"
