@@ -480,3 +480,40 @@ async def test_every_store_call_faulted_in_turn_recovers_to_the_same_result(
                 points += 1
     with capsys.disabled():
         print(f"\nfault injection: {points} faults at {calls} store calls, all recovered")
+
+
+async def test_events_kafka_refused_go_out_before_the_next_commands() -> None:
+    """A command whose events Kafka refused has still happened; the case's
+    next command must not publish its own events before them (a consumer
+    would see the case go backwards when the sweep delivered them later)."""
+    raw = sample_district(seed=7, district_id="faults")
+    w = World(Faults(), parse_district({**raw, "version": 1}))
+    procs = w.boot()
+    (req,) = _requests(raw, 1)
+    await procs.intake.register(req)
+    await _consume(w, procs.assignment)  # routed
+    did, case_id = req.district_id, case_id_for(req.district_id, req.request_id)
+    outbox = procs.outboxes[1]
+    deliver = outbox.publish
+    refuse = [True]
+
+    async def flaky(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        if refuse[0]:
+            raise ConnectionError("broker away")
+        await deliver(messages)
+
+    outbox.publish = flaky
+    office = ev.Actor(user_id="clerk", role="office")
+    await procs.assignment.execute(did, case_id, lc.SendNotice(), office)
+    refuse[0] = False
+    s = await procs.assignment.store.load(did, case_id)
+    assert s.notice_sent  # recorded, though not published
+    unit = ev.Actor(user_id="u1", role="unit", unit_id=s.unit_id)
+    await procs.assignment.execute(did, case_id, lc.AcceptCase(), unit)
+    kinds = [decode_event(v).WhichOneof("payload") for _k, v in w.bus]
+    assert "notice_sent" in kinds and kinds.index("notice_sent") < kinds.index("accepted"), kinds
+    # and the sweep, later, delivers the notice once more, which consumers
+    # take as the duplicate it is
+    w.now += timedelta(minutes=5)
+    assert await outbox.sweep() == 1
+    await _consume_batches(w, procs.consumers)

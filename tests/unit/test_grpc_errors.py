@@ -1,5 +1,6 @@
-"""How the gRPC layer answers a handler's failure: a store that is away is
-UNAVAILABLE (retry), a domain error its own code, never INTERNAL for either."""
+"""How the gRPC layer answers a handler's failure: a store or an event bus
+that is away is UNAVAILABLE (retry), a domain error its own code, never
+INTERNAL for either."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
 from xinfang.core.auth import Authenticator, Caller
@@ -60,6 +62,17 @@ async def test_a_store_that_is_away_is_unavailable_not_internal(error: BaseExcep
     with pytest.raises(Aborted):
         await Servicer(error).RegisterPetition(ipb.RegisterPetitionRequest(district_id="d1"), ctx)
     assert ctx.code == grpc.StatusCode.UNAVAILABLE
+    assert ctx.details == "store unavailable; retry"
+
+
+@pytest.mark.parametrize("error", [KafkaTimeoutError(), KafkaConnectionError("refused")])
+async def test_an_event_bus_that_is_away_is_unavailable_not_internal(error: BaseException) -> None:
+    # a command republishing what an earlier one recorded, before its own
+    ctx = _context()
+    with pytest.raises(Aborted):
+        await Servicer(error).RegisterPetition(ipb.RegisterPetitionRequest(district_id="d1"), ctx)
+    assert ctx.code == grpc.StatusCode.UNAVAILABLE
+    assert ctx.details == "event bus unavailable; retry"
 
 
 async def test_a_domain_error_keeps_its_code() -> None:

@@ -145,7 +145,7 @@ class CaseStore:
         docs = [self._record(None, events, state, publish) for events, state, publish in cases]
         inserted = await self.outbox.record(RECORDS, docs)
         fresh = [state for (_e, state, _p), ok in zip(cases, inserted, strict=True) if ok]
-        if fresh:
+        if fresh and inserted.published:  # else left behind: see ``commit``
             # inserted, not upserted: FerretDB looks for a document before it
             # upserts it, and a new one cost it five times the CPU of an
             # insert here. One that is there already (the sweeper's refresh
@@ -193,13 +193,20 @@ class CaseStore:
         first; then refresh the snapshot."""
         base = before.version if before is not None else 0
         doc = self._record(before, events, new_state, publish, input_event)
-        (inserted,) = await self.outbox.record(RECORDS, [doc])
-        if not inserted:
+        inserted = await self.outbox.record(RECORDS, [doc])
+        if not inserted[0]:
             raise Conflict(
                 f"case {new_state.case_id} changed concurrently (it is past version "
                 f"{base}); read it again and retry"
             )
-        await self._snapshot(new_state)
+        # A record whose events Kafka refused leaves the snapshot behind it,
+        # so the case's next command, on whichever replica, finds the record
+        # past the snapshot and publishes its events again before its own
+        # (``load_for_change``). Brought up to date, the snapshot would let
+        # the next command's events out first, and the sweep would deliver
+        # these after them: a consumer would see the case go backwards
+        if inserted.published:
+            await self._snapshot(new_state)
 
     async def _snapshot(self, state: CaseState) -> None:
         """The cache of the case's state. Two writers may land out of order

@@ -5,7 +5,9 @@ matching status with a message that names the field or the rule, so callers
 never see INTERNAL for a request they could have got right. A store that is
 briefly away (``core.mongo.TRANSIENT_ERRORS``) is ``UNAVAILABLE``: the
 request did nothing it cannot redo, and the caller may retry it as it is
-(intake's registration is idempotent by request id).
+(intake's registration is idempotent by request id). So is Kafka refusing a
+command's republish of a case's events still waiting to go out
+(``assignment.store``): the command has recorded nothing yet.
 
 Two refusals come before any handler: a message larger than the server's
 ``max_receive_bytes`` is refused by gRPC itself (RESOURCE_EXHAUSTED), and
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
+from aiokafka.errors import KafkaError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -68,6 +71,11 @@ def rpc(
                 code = "UNAVAILABLE"
                 log.warning("rpc: store unavailable", method=method, error=str(e)[:300])
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable; retry")
+                raise  # unreachable: abort raises
+            except KafkaError as e:
+                code = "UNAVAILABLE"
+                log.warning("rpc: event bus unavailable", method=method, error=str(e)[:300])
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "event bus unavailable; retry")
                 raise  # unreachable: abort raises
             except Exception:
                 code = "INTERNAL"

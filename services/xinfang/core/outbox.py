@@ -40,7 +40,7 @@ from xinfang.core.metrics import OUTBOX_PUBLISHED
 from xinfang.core.mongo import TRANSIENT_ERRORS, Doc
 from xinfang.core.store import Store
 
-__all__ = ["POINTERS", "Outbox", "Publish", "outbox_field"]
+__all__ = ["POINTERS", "Inserted", "Outbox", "Publish", "outbox_field"]
 
 log = get_logger(__name__)
 
@@ -48,6 +48,16 @@ POINTERS = "outbox_pointers"
 # publishes (key, value) messages to the case-events topic and returns once
 # the broker has all of them
 Publish = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+class Inserted(list[bool]):
+    """Per document, whether ``Outbox.record`` inserted it; and whether the
+    events of those inserted went out (False: Kafka refused them, and they
+    wait for a sweep). A writer whose later events must follow these, as a
+    case's next command's do, keeps what it records next from overtaking
+    them (``assignment.store``)."""
+
+    published: bool = True
 
 
 def outbox_field(events: Sequence[ev.CaseEvent]) -> list[Doc]:
@@ -80,7 +90,7 @@ class Outbox:
 
     async def record(
         self, coll: str, docs: Sequence[Doc], republish_taken: bool = False
-    ) -> list[bool]:
+    ) -> Inserted:
         """Insert ``docs`` (each with its ``outbox``) and publish the events of
         those inserted; False where the ``_id`` was taken (nothing published
         for it: the document that holds it is someone else's fact). With
@@ -89,7 +99,7 @@ class Outbox:
         recorded it and may have died before publishing, so what is stored
         under it is published again, now rather than at the next sweep."""
         if not docs:
-            return []
+            return Inserted()
         token = uuid.uuid4().hex[:12]
         now = self.clock()
         pointers = [
@@ -97,7 +107,7 @@ class Outbox:
             for d in docs
         ]
         await self.store.insert_many(POINTERS, pointers)
-        inserted = await self.store.insert_many(coll, list(docs))
+        inserted = Inserted(await self.store.insert_many(coll, list(docs)))
         messages = [m for d, ok in zip(docs, inserted, strict=True) if ok for m in _messages(d)]
         taken = [d["_id"] for d, ok in zip(docs, inserted, strict=True) if not ok]
         if republish_taken and taken:
@@ -113,6 +123,7 @@ class Outbox:
             with contextlib.suppress(Exception):
                 fresh = [{**p, "_id": p["_id"] + "+", "at": self.clock()} for p in pointers]
                 await self.store.insert_many(POINTERS, fresh)
+            inserted.published = False
             return inserted
         OUTBOX_PUBLISHED.labels(self.service).inc(len(messages))
         self._done.extend(p["_id"] for p in pointers)
