@@ -52,6 +52,7 @@ from bench_common import (
     scrape,
     summary,
 )
+from bench_store import replay_traces
 from xinfang.cli import fetch_summary, submit_all
 from xinfang.core.auth import tool_channel
 from xinfang.core.config import Settings
@@ -353,11 +354,30 @@ async def run(a: argparse.Namespace) -> None:
         # the burst's span, Unix time: bench_store.py replays the writes made in it
         burst_wall=[burst_began, burst_ended],
     )
+    if settings.store_trace:
+        # the store's ceiling for the burst's writes, measured now, on the
+        # machine as the burst had it: the same replay minutes later, after
+        # the other phases (bench_store.py, printed beside), moved with this
+        # shared machine by up to two thirds between runs
+        seconds, traced = await replay_traces(
+            client, Path(settings.store_trace), figures["burst_wall"]
+        )
+        if sum(traced.values()):
+            figures.update(
+                trace_cases_per_s=a.n / seconds, trace_calls=traced, trace_seconds=seconds
+            )
     print(f"submit (gRPC, intake):      {figures['submit_per_s']:8.1f} cases/s")
     print(f"end to end:                 {figures['cases_per_s']:8.1f} cases/s in {elapsed:.1f} s")
     if quiet:
         print(f"every consumer finished:    {figures['all_done_per_s']:8.1f} cases/s in "
               f"{elapsed + quiet_s:.1f} s")  # fmt: skip
+    if "trace_cases_per_s" in figures:
+        print(
+            "store ceiling, right after the burst: its write calls replayed straight at the "
+            f"store ({', '.join(f'{k} {v:,}' for k, v in figures['trace_calls'].items())} calls), "
+            f"one stream per service: {figures['trace_seconds']:.1f} s = "
+            f"{figures['trace_cases_per_s']:,.1f} cases/s"
+        )
     print(f"submit -> visible in reporting (routed):  p50 {figures['p50_ms']:8.0f} ms"
           f"   p99 {figures['p99_ms']:8.0f} ms   max {figures['max_ms']:8.0f} ms")  # fmt: skip
     when = (
