@@ -221,7 +221,6 @@ def summary(r: Mapping[str, Any]) -> str:
     ceiling = s.get("replay_cases_per_s")
     ratio = s.get("ratio")
     traced = s.get("trace_cases_per_s") is not None
-    later = s.get("trace_later_cases_per_s") not in (None, ceiling)
     row(
         "store ceiling for the pipeline's writes, cases/s"
         + (
@@ -236,11 +235,6 @@ def summary(r: Mapping[str, Any]) -> str:
         _num(ceiling, ",.1f"),
     )
     if traced:
-        if later:
-            row(
-                "  the same writes replayed after the other phases, cases/s",
-                _num(s.get("trace_later_cases_per_s"), ",.1f"),
-            )
         row(
             "  each case's documents written once, cases/s", _num(s.get("once_cases_per_s"), ",.1f")
         )

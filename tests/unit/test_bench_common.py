@@ -157,25 +157,3 @@ def test_summary_totals_when_every_service_counts() -> None:
     text = bench_common.summary({"pipeline": {"store_calls_per_case": calls}})
     total = next(ln for ln in text.splitlines() if "store calls per case, total" in ln)
     assert total.startswith("ok") and " 10.0 " in total
-
-
-def test_summary_names_the_ceiling_the_ratio_takes() -> None:
-    store = {
-        "trace_cases_per_s": 300.0,  # right after the burst
-        "trace_later_cases_per_s": 450.0,  # after the other phases
-        "replay_cases_per_s": 300.0,
-        "ratio": 0.55,
-    }
-    text = bench_common.summary(
-        {
-            "pipeline": {"cases": 5000, "cases_per_s": 165.0, "warmup": {"cases": 1000}},
-            "store": store,
-        }
-    )
-    lines = {ln[3:].strip().split("  ")[0]: ln for ln in text.splitlines()[1:]}
-    ceiling = next(v for k, v in lines.items() if k.startswith("store ceiling for"))
-    assert "(its write calls replayed right after the burst)" in ceiling
-    assert " 300.0" in ceiling
-    assert " 450.0" in lines["the same writes replayed after the other phases, cases/s"]
-    assert lines["pipeline cases/s ÷ store ceiling"].startswith("ok")
-    assert lines["end to end, burst of 5,000 cases after 1,000 warm-up, cases/s"].startswith("ok")
