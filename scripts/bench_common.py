@@ -225,8 +225,8 @@ def summary(r: Mapping[str, Any]) -> str:
         "store ceiling for the pipeline's writes, cases/s"
         + (
             (
-                " (its write calls replayed right after the burst)"
-                if s.get("trace_later_cases_per_s") != ceiling
+                " (the burst's write calls replayed right after it)"
+                if p.get("trace_cases_per_s") is not None
                 else " (its write calls replayed)"
             )
             if traced
