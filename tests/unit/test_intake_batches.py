@@ -103,7 +103,10 @@ async def test_together_equals_one_at_a_time_in_fewer_calls() -> None:
 
 
 async def test_a_failed_batch_fails_each_of_its_requests_and_a_retry_registers_them() -> None:
-    reqs = requests()[:10]
+    # with the second petition of one matter: its retry must find its own
+    # place 2 again, as the first petition's retry its own place 1
+    everything = requests()
+    reqs = [*everything[:10], everything[40]]
     intake, store, bus = world()
     real = store.insert_many
     failing = True
@@ -119,4 +122,9 @@ async def test_a_failed_batch_fails_each_of_its_requests_and_a_retry_registers_t
     assert "cases" not in store.dump() and bus == []
     failing = False
     retried = await asyncio.gather(*(intake.register(r) for r in reqs))
-    assert all(r.created for r in retried) and len(bus) == 10
+    assert all(r.created for r in retried) and len(bus) == len(reqs)
+    clean, clean_store, clean_bus = world()
+    for r in reqs:
+        await clean.register(r)
+    assert outcome(store, bus) == outcome(clean_store, clean_bus)
+    assert store.dump()["petitioner_matters"] == clean_store.dump()["petitioner_matters"]

@@ -204,27 +204,39 @@ class Intake:
         return places, [p for p, claimed in zip(items, firsts, strict=True) if not claimed]
 
     async def _claim_rest(self, refused: Sequence[_Pending]) -> dict[str, tuple[int, str]]:
-        """The places of petitions refused place 1: they read their matters'
-        hints, try the places the hints point to in one insert, and the few
-        refused again (the same matter twice at once, a stale hint) probe on
-        one by one (``_claim``)."""
+        """The places of petitions refused place 1, in three calls for them
+        all: one read of their matters' hints and places 1, one insert at
+        the place each should take next (the hint's, or place 2 for a
+        matter without one: its second petition), and one read of the
+        places below those taken. The few refused again (the same matter
+        twice at once, a stale hint) probe on one by one (``_claim``).
+        Probing every second petition on its own was two round trips each,
+        one petition after another, in the middle of the batch's writes."""
         places: dict[str, tuple[int, str]] = {}
         if not refused:
             return places
-        hints = await self.store.get_many(MATTERS, [p.matter_id for p in refused])
-        start = {
-            p.case_id: max(1, int(hints.get(p.matter_id, {}).get("count", 0))) for p in refused
-        }
-        # place 1 was refused already: those probe on from it
-        for p in [p for p in refused if start[p.case_id] == 1]:
-            places[p.case_id] = await self._claim(p.matter_id, p.district_id, p.case_id, 1)
-        places.update(await self._claim_at([p for p in refused if start[p.case_id] > 1], start))
+        read = await self.store.get_many(
+            MATTERS, [*(p.matter_id for p in refused), *(f"{p.matter_id}#1" for p in refused)]
+        )
+        start: dict[str, int] = {}
+        for p in refused:
+            hinted = int(read.get(p.matter_id, {}).get("count", 0))
+            first = read.get(f"{p.matter_id}#1")
+            if first is not None and first["case_id"] == p.case_id:
+                # its own: a try that claimed place 1 and died before its
+                # case, even where another petition of the matter has moved
+                # the hint past it since (its retry took a new place before)
+                places[p.case_id] = (1, "")
+            else:
+                start[p.case_id] = max(2, hinted)
+        places.update(await self._claim_at([p for p in refused if p.case_id in start], start, read))
         return places
 
     async def _claim_at(
-        self, items: Sequence[_Pending], start: dict[str, int]
+        self, items: Sequence[_Pending], start: dict[str, int], known: dict[str, Doc]
     ) -> dict[str, tuple[int, str]]:
-        """Try each petition's hinted place, all in one insert."""
+        """Try each petition's place ``start``, all in one insert; ``known``
+        holds places read already."""
         if not items:
             return {}
         ok = await self.store.insert_many(
@@ -241,11 +253,11 @@ class Intake:
             else:
                 below.append((p, seq))
         if below:
-            prev = await self.store.get_many(
-                MATTERS, [f"{p.matter_id}#{seq - 1}" for p, seq in below]
-            )
-            for p, seq in below:
-                taken = prev.get(f"{p.matter_id}#{seq - 1}")
+            ids = [f"{p.matter_id}#{seq - 1}" for p, seq in below]
+            unread = [i for i in ids if i not in known]
+            prev = {**known, **(await self.store.get_many(MATTERS, unread) if unread else {})}
+            for (p, seq), i in zip(below, ids, strict=True):
+                taken = prev.get(i)
                 places[p.case_id] = (seq, str(taken["case_id"]) if taken else "")
         return places
 
@@ -263,7 +275,8 @@ class Intake:
         probing starts at the hint's place itself (the latest claim, perhaps
         this request's own), not after it; a repeat petition pays one refused
         insert for that. (A retry that comes after another registration of
-        the same matter moved the hint on takes a new place.)
+        the same matter moved the hint on takes a new place, unless its
+        place was 1, which ``_claim_rest`` looks at first.)
         """
         before: Doc | None = None  # the place below ``seq``, when probed
         while True:
