@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -41,5 +46,63 @@ func TestLazyAttrsDefersFormatting(t *testing.T) {
 	}
 	if len(h.ops) != 0 || buf.Len() != 0 {
 		t.Fatalf("the parent changed or something was written: %d ops, %q", len(h.ops), buf.String())
+	}
+}
+
+// A database dropped and made again is a new file under the old name: it
+// gets the index too, not only the file the first pass saw.
+func TestIndexersIndexADatabaseMadeAgain(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.sqlite")
+	create := func() {
+		db, err := sql.Open("sqlite", "file:"+file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range []string{
+			`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT, settings TEXT)`,
+			`INSERT INTO _ferretdb_collections VALUES ('c', 'c_1', '{}')`,
+			`CREATE TABLE c_1 (_ferretdb_sjson TEXT)`,
+		} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	indexed := func() bool {
+		db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'c_1__id_path'`
+		if err := db.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	dbs := indexers{}
+	defer dbs.close()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+
+	create()
+	dbs.pass(ctx, logger, dir)
+	if !indexed() {
+		t.Fatal("the first file was not indexed")
+	}
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		_ = os.Remove(f) // the drop
+	}
+	dbs.pass(ctx, logger, dir) // the file is gone: its handle is let go
+	if len(dbs) != 0 {
+		t.Fatalf("kept %d handles on deleted files", len(dbs))
+	}
+	create()
+	dbs.pass(ctx, logger, dir)
+	if !indexed() {
+		t.Fatal("the database made again was not indexed")
 	}
 }
