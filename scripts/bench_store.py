@@ -270,9 +270,8 @@ async def run(a: argparse.Namespace) -> None:
         span = pipeline.get("burst_wall") if not a.cases else None
         if span and pipeline.get("trace_cases_per_s"):
             # replayed by bench.py right after the burst, on the machine as
-            # the burst had it. Not again here: a second replay into the
-            # scratch databases, dropped and made again, once took 560 s
-            # instead of 12 (FerretDB; not looked into)
+            # the burst had it; a replay here, minutes later, would measure
+            # another moment of this shared machine
             traced = float(pipeline["trace_cases_per_s"])
             print(
                 f"the burst's write calls replayed straight at the store right after it "
