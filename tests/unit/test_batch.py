@@ -306,3 +306,26 @@ async def test_a_counters_watermark_is_kept_with_the_owned_documents_until_a_dro
     await after.flush()
     assert s.calls == {"get": 1, "write": 1}
     assert (await s.get("stats", "d@0") or {})["n"] == 6
+
+
+async def test_a_new_document_is_written_after_the_changes_to_its_collection() -> None:
+    """A query that finds the clock an acceptance starts also finds the
+    window it stops closed: a batch updates the documents that existed
+    before it inserts the new ones of the same collection."""
+    seen: list[Any] = []
+
+    class Watching(MemoryStore):
+        async def insert_many(self, coll: str, docs: Sequence[dict[str, Any]]) -> list[bool]:
+            if coll == "clocks":
+                seen.append(await self.get("clocks", "c1:remit_objection"))
+            return await super().insert_many(coll, docs)
+
+    s = Watching()
+    await s.insert("clocks", {"_id": "c1:remit_objection", "open": True})
+    b = Batch(s, ["clocks"])
+    await b.load("clocks", ["c1:remit_objection", "c1:handling"])
+    b.update("clocks", "c1:remit_objection", {"$set": {"open": False}})
+    b.update("clocks", "c1:handling", {"$set": {"open": True}})
+    await b.flush()
+    assert seen == [{"_id": "c1:remit_objection", "open": False}]
+    assert await s.get("clocks", "c1:handling") == {"_id": "c1:handling", "open": True}

@@ -335,7 +335,13 @@ class Batch:
         try:
             for coll, new, updates in self.plan():
                 n += len(new) + len(updates)
-                again: list[tuple[str, Doc]] = []
+                # the documents that existed first, then the new ones: a
+                # reader who sees a new document (the handling clock an
+                # acceptance starts) sees the batch's changes to the others
+                # of its collection too (the objection window it stops).
+                # The other way round, a query in between saw both open
+                if updates:
+                    await self.store.write(coll, updates)
                 if new:
                     inserted = await self.store.insert_many(coll, new)
                     # there after all (a writer this batch did not see, or a
@@ -346,8 +352,8 @@ class Batch:
                         for d, ok in zip(new, inserted, strict=True)
                         if not ok
                     ]
-                if updates or again:
-                    await self.store.write(coll, [*updates, *again])
+                    if again:
+                        await self.store.write(coll, again)
         except BaseException:
             # written in part: what the store holds is no longer known here
             if self.owned is not None:
