@@ -77,6 +77,35 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def machine_cpu() -> dict[str, float]:
+    """The machine's CPU time so far by kind, in seconds summed over its
+    cores (/proc/stat): steal is time the hypervisor gave to someone else,
+    which no process here can account for."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    ticks = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    return {k: int(v) / TICK for k, v in zip(names, ticks, strict=True)}
+
+
+def cpu_snapshot(data_dir: Path) -> dict[str, float]:
+    """CPU seconds of every process of the stack, this script and the machine."""
+    out = {name: cpu_seconds(pid) for name, pid in pids(data_dir).items()}
+    t = os.times()
+    out["bench client"] = t.user + t.system
+    m = machine_cpu()
+    out["machine idle"] = m["idle"] + m["iowait"]
+    out["machine steal"] = m["steal"]
+    return out
+
+
 def pids(data_dir: Path) -> dict[str, int]:
     out = {}
     for name in SERVICES:
@@ -330,8 +359,11 @@ async def run(a: argparse.Namespace) -> None:
         print(f"warm-up (not counted): {a.warmup} cases, "
               f"{figures['warmup']['cases_per_s']:.1f} cases/s end to end")  # fmt: skip
     before = await scrape_all(settings)
+    data_dir = Path(os.environ["XINFANG_DATA"])
+    cpu0 = cpu_snapshot(data_dir)
     burst_began = time.time()
     burst = await run_phase(settings, client, "burst", a.n, a.concurrency, a.seed, a.rate)
+    cpu1 = cpu_snapshot(data_dir)
     quiet_s, quiet = await wait_quiet(settings, client)
     burst_ended = time.time()
     after = await scrape_all(settings)
@@ -353,6 +385,11 @@ async def run(a: argparse.Namespace) -> None:
         store_calls_per_case_by_op=by_op,
         # the burst's span, Unix time: bench_store.py replays the writes made in it
         burst_wall=[burst_began, burst_ended],
+        # CPU seconds each process used from the first submit until every
+        # case was visible: on a machine of few cores the services, the broker
+        # and the store share them, which the store's ceiling alone does not see
+        burst_cpu_s={k: round(cpu1[k] - cpu0[k], 2) for k in cpu0},
+        cores=os.cpu_count(),
     )
     if settings.store_trace:
         # the store's ceiling for the burst's writes, measured now, on the
@@ -378,6 +415,10 @@ async def run(a: argparse.Namespace) -> None:
             f"one stream per service: {figures['trace_seconds']:.1f} s = "
             f"{figures['trace_cases_per_s']:,.1f} cases/s"
         )
+    used = figures["burst_cpu_s"]
+    print(f"CPU during the burst, seconds ({figures['cores']} cores x {elapsed:.1f} s = "
+          f"{figures['cores'] * elapsed:.1f} there were):")  # fmt: skip
+    print("  " + "  ".join(f"{k} {v:.1f}" for k, v in used.items()))
     print(f"submit -> visible in reporting (routed):  p50 {figures['p50_ms']:8.0f} ms"
           f"   p99 {figures['p99_ms']:8.0f} ms   max {figures['max_ms']:8.0f} ms")  # fmt: skip
     when = (
@@ -416,7 +457,7 @@ async def run(a: argparse.Namespace) -> None:
     figures["total_cases"] = a.warmup + a.n + a.steady_n
     await wait_quiet(settings, client)
     print("peak RSS (VmHWM):")
-    for name, pid in pids(Path(os.environ["XINFANG_DATA"])).items():
+    for name, pid in pids(data_dir).items():
         print(f"  {name:<12} {peak_rss_mib(pid):8.1f} MiB")
     # reporting: replay the whole log into fresh read models, and render the report
     res = await rebuild(settings, into_prefix="benchrebuild", progress=False)

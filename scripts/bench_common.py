@@ -218,6 +218,24 @@ def summary(r: Mapping[str, Any]) -> str:
         "  submit -> visible p50 / p99 (burst)",
         f"{_num(p.get('p50_ms'), ',.0f')} / {_num(p.get('p99_ms'), ',.0f')} ms",
     )
+    cpu = p.get("burst_cpu_s") or {}
+    if cpu and p.get("seconds") and p.get("cores"):
+        services = sum(cpu.get(x, 0.0) for x in SERVICES)
+        row(
+            f"  CPU-seconds in the burst, of {p['cores'] * p['seconds']:,.1f} "
+            "(services / store / broker / bench client / idle / steal)",
+            " / ".join(
+                f"{v:,.1f}"
+                for v in (
+                    services,
+                    cpu.get("ferretdb", 0.0),
+                    cpu.get("kafka", 0.0),
+                    cpu.get("bench client", 0.0),
+                    cpu.get("machine idle", 0.0),
+                    cpu.get("machine steal", 0.0),
+                )
+            ),
+        )
     ceiling = s.get("replay_cases_per_s")
     ratio = s.get("ratio")
     traced = s.get("trace_cases_per_s") is not None
