@@ -396,12 +396,21 @@ async def run(a: argparse.Namespace) -> None:
         # machine as the burst had it: replayed minutes later, after the
         # other phases, the same kind of calls gave between 278 and 466
         # cases/s in runs within an hour of each other
+        replay0 = cpu_snapshot(data_dir)
         seconds, traced = await replay_traces(
             client, Path(settings.store_trace), figures["burst_wall"]
         )
+        replay1 = cpu_snapshot(data_dir)
         if sum(traced.values()):
             figures.update(
-                trace_cases_per_s=a.n / seconds, trace_calls=traced, trace_seconds=seconds
+                trace_cases_per_s=a.n / seconds,
+                trace_calls=traced,
+                trace_seconds=seconds,
+                # the store's CPU for the same writes without the services
+                trace_cpu_s={
+                    k: round(replay1[k] - replay0[k], 2)
+                    for k in ("ferretdb", "bench client", "machine idle", "machine steal")
+                },
             )
     print(f"submit (gRPC, intake):      {figures['submit_per_s']:8.1f} cases/s")
     print(f"end to end:                 {figures['cases_per_s']:8.1f} cases/s in {elapsed:.1f} s")
@@ -415,6 +424,8 @@ async def run(a: argparse.Namespace) -> None:
             f"one stream per service: {figures['trace_seconds']:.1f} s = "
             f"{figures['trace_cases_per_s']:,.1f} cases/s"
         )
+        print("  CPU during the replay, seconds: "
+              + "  ".join(f"{k} {v:.1f}" for k, v in figures["trace_cpu_s"].items()))  # fmt: skip
     used = figures["burst_cpu_s"]
     print(f"CPU during the burst, seconds ({figures['cores']} cores x {elapsed:.1f} s = "
           f"{figures['cores'] * elapsed:.1f} there were):")  # fmt: skip

@@ -253,6 +253,13 @@ def summary(r: Mapping[str, Any]) -> str:
         _num(ceiling, ",.1f"),
     )
     if traced:
+        replay_cpu = p.get("trace_cpu_s") or {}
+        if replay_cpu and cpu and p.get("trace_seconds") and p.get("cores"):
+            row(
+                "  store CPU-seconds in the burst / in the replay "
+                f"({p['cores'] * p['trace_seconds']:,.1f} there were)",
+                f"{cpu.get('ferretdb', 0.0):,.1f} / {replay_cpu.get('ferretdb', 0.0):,.1f}",
+            )
         row(
             "  each case's documents written once, cases/s", _num(s.get("once_cases_per_s"), ",.1f")
         )
