@@ -265,7 +265,7 @@ def summary(r: Mapping[str, Any]) -> str:
         )
     row(
         "  pipeline cases/s ÷ store ceiling",
-        _num(ratio, ".2f"),
+        _num(ratio, ".3f"),
         "≥ 0.5",
         _check(ratio, ratio is not None and ratio >= 0.5),
     )

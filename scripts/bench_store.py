@@ -320,7 +320,7 @@ async def run(a: argparse.Namespace) -> None:
     how = "its write calls replayed" if traced is not None else "each document once"
     print(f"store ceiling for the pipeline's writes: {ceiling:,.1f} cases/s ({how})")
     if cps:
-        print(f"pipeline {cps:,.1f} cases/s ÷ ceiling = {cps / ceiling:.2f}")
+        print(f"pipeline {cps:,.1f} cases/s ÷ ceiling = {cps / ceiling:.3f}")
     save_section("store", figures)
     await client.drop_database(SCRATCH_DB)
     await client.close()
