@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -95,6 +96,9 @@ def machine_cpu() -> dict[str, float]:
     return {k: int(v) / TICK for k, v in zip(names, ticks, strict=True)}
 
 
+REPLAY_CPU = ("ferretdb", "bench client", "machine idle", "machine steal", "machine total")
+
+
 def cpu_snapshot(data_dir: Path) -> dict[str, float]:
     """CPU seconds of every process of the stack, this script and the machine."""
     out = {name: cpu_seconds(pid) for name, pid in pids(data_dir).items()}
@@ -103,6 +107,7 @@ def cpu_snapshot(data_dir: Path) -> dict[str, float]:
     m = machine_cpu()
     out["machine idle"] = m["idle"] + m["iowait"]
     out["machine steal"] = m["steal"]
+    out["machine total"] = sum(m.values())
     return out
 
 
@@ -220,6 +225,8 @@ async def run_phase(
     concurrency: int,
     seed: int,
     rate: float,
+    started: Callable[[], None] | None = None,
+    visible: Callable[[], None] | None = None,
 ) -> Phase:
     """N petitions of a district of their own, submitted at ``rate``/s (0: as
     fast as intake takes them), timed until reporting shows all N routed."""
@@ -234,6 +241,8 @@ async def run_phase(
     for r in reqs:
         r.request_id = uuid.uuid4().hex
     target = f"{settings.grpc_host}:{settings.reporting_grpc}"
+    if started is not None:  # the petitions are made: the phase starts now
+        started()
     wall0 = time.time()
     t0 = time.perf_counter()
     created, submit_perf = await submit_all(
@@ -250,6 +259,8 @@ async def run_phase(
             raise SystemExit(f"{label}: gave up: received={s.received} routed={s.routed}")
         await asyncio.sleep(0.1)
     t_visible = time.perf_counter()
+    if visible is not None:  # ... and ends here, before its latencies are read
+        visible()
     # submit times on the wall clock, to compare with the read model's applied_at
     submit_wall = [wall0 + (submit_perf[i] - t0) for i in range(n)]
     cases = client[f"{settings.mongo_db_prefix}_reporting"][f"cases_{did}"]
@@ -360,10 +371,14 @@ async def run(a: argparse.Namespace) -> None:
               f"{figures['warmup']['cases_per_s']:.1f} cases/s end to end")  # fmt: skip
     before = await scrape_all(settings)
     data_dir = Path(os.environ["XINFANG_DATA"])
-    cpu0 = cpu_snapshot(data_dir)
+    cpu0: dict[str, float] = {}
+    cpu1: dict[str, float] = {}
     burst_began = time.time()
-    burst = await run_phase(settings, client, "burst", a.n, a.concurrency, a.seed, a.rate)
-    cpu1 = cpu_snapshot(data_dir)
+    burst = await run_phase(
+        settings, client, "burst", a.n, a.concurrency, a.seed, a.rate,
+        started=lambda: cpu0.update(cpu_snapshot(data_dir)),
+        visible=lambda: cpu1.update(cpu_snapshot(data_dir)),
+    )  # fmt: skip
     quiet_s, quiet = await wait_quiet(settings, client)
     burst_ended = time.time()
     after = await scrape_all(settings)
@@ -407,10 +422,7 @@ async def run(a: argparse.Namespace) -> None:
                 trace_calls=traced,
                 trace_seconds=seconds,
                 # the store's CPU for the same writes without the services
-                trace_cpu_s={
-                    k: round(replay1[k] - replay0[k], 2)
-                    for k in ("ferretdb", "bench client", "machine idle", "machine steal")
-                },
+                trace_cpu_s={k: round(replay1[k] - replay0[k], 2) for k in REPLAY_CPU},
             )
     print(f"submit (gRPC, intake):      {figures['submit_per_s']:8.1f} cases/s")
     print(f"end to end:                 {figures['cases_per_s']:8.1f} cases/s in {elapsed:.1f} s")
@@ -426,9 +438,10 @@ async def run(a: argparse.Namespace) -> None:
         )
         print("  CPU during the replay, seconds: "
               + "  ".join(f"{k} {v:.1f}" for k, v in figures["trace_cpu_s"].items()))  # fmt: skip
-    used = figures["burst_cpu_s"]
-    print(f"CPU during the burst, seconds ({figures['cores']} cores x {elapsed:.1f} s = "
-          f"{figures['cores'] * elapsed:.1f} there were):")  # fmt: skip
+    used = dict(figures["burst_cpu_s"])
+    total = used.pop("machine total")
+    print(f"CPU during the burst, seconds (the machine's {figures['cores']} cores had "
+          f"{total:.1f} in {elapsed:.1f} s):")  # fmt: skip
     print("  " + "  ".join(f"{k} {v:.1f}" for k, v in used.items()))
     print(f"submit -> visible in reporting (routed):  p50 {figures['p50_ms']:8.0f} ms"
           f"   p99 {figures['p99_ms']:8.0f} ms   max {figures['max_ms']:8.0f} ms")  # fmt: skip
@@ -440,7 +453,7 @@ async def run(a: argparse.Namespace) -> None:
     )
     print(f"store calls per case (xinfang_store_calls_total on /metrics; {when}):")
     for service, v in calls.items():
-        shown = f"{v:6.1f}" if v is not None else "n/a (counter not exported)"
+        shown = f"{v:6.2f}" if v is not None else "n/a (counter not exported)"
         ops = "  ".join(f"{op} {x:.1f}" for op, x in by_op.get(service, {}).items())
         print(f"  {service:<12} {shown}  {ops}".rstrip())
 

@@ -189,18 +189,20 @@ def summary(r: Mapping[str, Any]) -> str:
         rows.append((label, value, target, mark))
 
     calls = p.get("store_calls_per_case") or {}
-    known = [v for v in calls.values() if v is not None]
-    total = sum(known) if known and len(known) == len(calls) else None
+    # the total is the sum of the parts as shown (to two places), so the
+    # lines below it add up to it
+    known = [round(v, 2) for v in calls.values() if v is not None]
+    total = round(sum(known), 2) if known and len(known) == len(calls) else None
     busy = "" if p.get("store_calls_complete", True) else " (pipeline still busy: too few)"
     row(
         "store calls per case, total" + busy,
-        _num(total, ".1f") if total is not None else "n/a (counter not exported)",
+        _num(total, ".2f") if total is not None else "n/a (counter not exported)",
         "≤ 12",
         _check(total, total is not None and total <= 12),
     )
     for service in SERVICES:
         v = calls.get(service)
-        row(f"  {service}", _num(v, ".1f") if v is not None else "n/a (counter not exported)")
+        row(f"  {service}", _num(v, ".2f") if v is not None else "n/a (counter not exported)")
     n = p.get("cases")
     cps = p.get("cases_per_s")
     warm = (p.get("warmup") or {}).get("cases")
@@ -219,22 +221,24 @@ def summary(r: Mapping[str, Any]) -> str:
         f"{_num(p.get('p50_ms'), ',.0f')} / {_num(p.get('p99_ms'), ',.0f')} ms",
     )
     cpu = p.get("burst_cpu_s") or {}
-    if cpu and p.get("seconds") and p.get("cores"):
-        services = sum(cpu.get(x, 0.0) for x in SERVICES)
+    if "machine total" in cpu:
+        # every CPU-second the machine had in the burst, in parts that add up
+        # to it: what is not a process of the stack, the script, idle or
+        # stolen is the rest (Prometheus, the kernel, anything else running)
+        parts = {
+            "services": sum(cpu.get(x, 0.0) for x in SERVICES),
+            "store": cpu.get("ferretdb", 0.0),
+            "broker": cpu.get("kafka", 0.0),
+            "bench client": cpu.get("bench client", 0.0),
+            "idle": cpu.get("machine idle", 0.0),
+            "steal": cpu.get("machine steal", 0.0),
+        }
+        shown = {k: round(v, 1) for k, v in parts.items()}
+        total = round(cpu["machine total"], 1)
+        shown["rest"] = round(total - sum(shown.values()), 1)
         row(
-            f"  CPU-seconds in the burst, of {p['cores'] * p['seconds']:,.1f} "
-            "(services / store / broker / bench client / idle / steal)",
-            " / ".join(
-                f"{v:,.1f}"
-                for v in (
-                    services,
-                    cpu.get("ferretdb", 0.0),
-                    cpu.get("kafka", 0.0),
-                    cpu.get("bench client", 0.0),
-                    cpu.get("machine idle", 0.0),
-                    cpu.get("machine steal", 0.0),
-                )
-            ),
+            f"  CPU-seconds in the burst, {total:,.1f} in all: " + " / ".join(shown),
+            " / ".join(f"{v:,.1f}" for v in shown.values()),
         )
     ceiling = s.get("replay_cases_per_s")
     ratio = s.get("ratio")
@@ -254,10 +258,10 @@ def summary(r: Mapping[str, Any]) -> str:
     )
     if traced:
         replay_cpu = p.get("trace_cpu_s") or {}
-        if replay_cpu and cpu and p.get("trace_seconds") and p.get("cores"):
+        if "machine total" in replay_cpu and "machine total" in cpu:
             row(
                 "  store CPU-seconds in the burst / in the replay "
-                f"({p['cores'] * p['trace_seconds']:,.1f} there were)",
+                f"(the machine had {replay_cpu['machine total']:,.1f} in the replay)",
                 f"{cpu.get('ferretdb', 0.0):,.1f} / {replay_cpu.get('ferretdb', 0.0):,.1f}",
             )
         row(
