@@ -156,4 +156,30 @@ def test_summary_totals_when_every_service_counts() -> None:
     calls = {s: 2.5 for s in bench_common.SERVICES}
     text = bench_common.summary({"pipeline": {"store_calls_per_case": calls}})
     total = next(ln for ln in text.splitlines() if "store calls per case, total" in ln)
-    assert total.startswith("ok") and " 10.0 " in total
+    assert total.startswith("ok") and " 10.00 " in total
+
+
+def test_summary_total_is_the_sum_of_the_parts_shown() -> None:
+    # run 21's figures: unrounded they add up to 3.6306, shown to two places
+    # they are 1.08 + 0.27 + 1.21 + 1.08 = 3.64
+    calls = {"intake": 1.0752, "assignment": 0.2666, "supervision": 1.2058, "reporting": 1.083}
+    lines = bench_common.summary({"pipeline": {"store_calls_per_case": calls}}).splitlines()
+    total = next(ln for ln in lines if "store calls per case, total" in ln)
+    assert " 3.64 " in total
+    rows = [ln.split() for ln in lines]
+    shown = [float(r[1]) for r in rows if len(r) == 2 and r[0] in calls]
+    assert sorted(shown) == [0.27, 1.08, 1.08, 1.21]
+
+
+def test_summary_cpu_parts_add_up_to_what_the_machine_had() -> None:
+    cpu = {s: 3.0 for s in bench_common.SERVICES}
+    cpu |= {"ferretdb": 10.04, "kafka": 2.0, "prometheus": 0.3, "bench client": 1.5}
+    cpu |= {"machine idle": 2.0, "machine steal": 0.1, "machine total": 30.0}
+    text = bench_common.summary({"pipeline": {"burst_cpu_s": cpu}})
+    line = next(ln for ln in text.splitlines() if "CPU-seconds in the burst" in ln)
+    assert "30.0 in all: services / store / broker / bench client / idle / steal / rest" in line
+    parts = [float(x) for x in line.rsplit("  ", 1)[1].split(" / ")]
+    # services 12.0, store 10.0, broker 2.0, client 1.5, idle 2.0, steal 0.1, and the rest
+    # (Prometheus, the kernel) is what is left of the machine's 30.0
+    assert parts == [12.0, 10.0, 2.0, 1.5, 2.0, 0.1, 2.4]
+    assert round(sum(parts), 1) == 30.0
