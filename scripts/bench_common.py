@@ -234,10 +234,10 @@ def summary(r: Mapping[str, Any]) -> str:
             "steal": cpu.get("machine steal", 0.0),
         }
         shown = {k: round(v, 1) for k, v in parts.items()}
-        total = round(cpu["machine total"], 1)
-        shown["rest"] = round(total - sum(shown.values()), 1)
+        machine = round(cpu["machine total"], 1)
+        shown["rest"] = round(machine - sum(shown.values()), 1)
         row(
-            f"  CPU-seconds in the burst, {total:,.1f} in all: " + " / ".join(shown),
+            f"  CPU-seconds in the burst, {machine:,.1f} in all: " + " / ".join(shown),
             " / ".join(f"{v:,.1f}" for v in shown.values()),
         )
     ceiling = s.get("replay_cases_per_s")
