@@ -11,6 +11,7 @@ import json
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
     # cases/s, one run after the other), so an answer goes at the first byte
     consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=1500)
     consumer_fetch_min_bytes: int = Field(default=1, ge=1, le=1_048_576)
+    # the event loop a service runs on: uvloop (libuv) or the standard
+    # library's. The services spend much of their CPU in the loop's own
+    # machinery (sockets, callbacks) between small store and broker calls
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # allocations between two collections of the youngest generation
+    # (CPython's default is 700; ``core.runtime._tune_gc`` says why more)
+    gc_young_threshold: int = Field(default=20_000, ge=100)
     # documents a consumer keeps of what it alone writes (its partitions'
     # clocks and case records), so a case's later events read nothing;
     # past this many it forgets them all and reads again (0: keep none)

@@ -20,6 +20,7 @@ wait for the runtime: ``Runtime.process_batch`` awaits ``ready``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import mode.loop
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -401,11 +403,36 @@ def _faust_app(rt: Runtime) -> Any:
     return app
 
 
+def _use_loop(name: str) -> None:
+    """Called before any loop exists: faust's worker and ``asyncio.run``
+    make theirs from the policy this sets."""
+    if name == "uvloop":
+        mode.loop.use("uvloop")
+
+
+def _tune_gc(young_threshold: int) -> None:
+    """The heap a service has once started (its libraries' modules, classes,
+    protobuf descriptors) lives as long as the process: frozen, the cyclic
+    collector no longer walks it. And a consumer's cache of the documents it
+    owns (``OwnedDocs``) is tens of thousands of dicts the collector walked
+    again at every full collection: with CPython's default of a collection
+    every 700 allocations, supervision spent 1.7 of its 11.8 CPU-seconds of a
+    benchmark in the collector. Collected every ``young_threshold``
+    allocations, and the start-up heap frozen, 0.2. Cycles are still
+    collected, only less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
+
+
 def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     """Entry point of a service process: blocks until SIGINT/SIGTERM."""
     settings = settings or Settings()
     configure(spec.name, settings.log_level, settings.log_json)
+    _use_loop(settings.event_loop)
     rt = Runtime(spec, settings)
+    _tune_gc(settings.gc_young_threshold)
     if not spec.consumes:
         asyncio.run(_serve_plain(rt))
         return
