@@ -27,6 +27,14 @@ collections in the order the handler names, the one holding the
 per-event marker that the handler checks for duplicates last. So a marker,
 once written, means everything before it is written too.
 
+A new case's document is not looked for (``load_cases``): a registration
+names the roster of its hour (``roster_id``), a document per partition that
+lists the cases whose documents a registration opened, written before any
+of them. A case its roster does not list has no document, so the read that
+would find nothing is not made; one roster stands for a batch's
+registrations, and stays in memory with the documents the partition's owner
+wrote (``OwnedDocs``).
+
 An event whose handler fails is undone in memory (``savepoint``/
 ``rollback``) and dead-lettered alone; the rest of the batch goes on.
 """
@@ -35,14 +43,52 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from xinfang.case.v1 import events_pb2 as ev
+from xinfang.core.codec import payload_name
 from xinfang.core.docops import apply_update, diff
 from xinfang.core.mongo import Doc, Position
 from xinfang.core.shards import META, shard_id
 from xinfang.core.store import Store, normalise
 
-__all__ = ["Batch", "BatchConsumer", "CaseBlocked", "OwnedDocs"]
+__all__ = [
+    "ROSTERS",
+    "Batch",
+    "BatchConsumer",
+    "CaseBlocked",
+    "OwnedDocs",
+    "cases_of",
+    "roster_id",
+]
+
+# the rosters of the cases whose documents a registration opened (``load_cases``)
+ROSTERS = "case_rosters"
+
+
+def roster_id(district_id: str, partition: int, recorded_at: datetime) -> str:
+    """The roster a registration is entered in: its district, its case's
+    partition (whose consumer alone writes the roster, as it does the case's
+    documents) and the hour it was recorded, which every delivery of the
+    registration carries (a redelivery, a republished copy, a replay of a
+    dead letter): so a copy finds the roster its first delivery entered."""
+    return f"{district_id}:{partition}:{recorded_at:%Y%m%d%H}"
+
+
+def cases_of(
+    items: Iterable[tuple[ev.CaseEvent, Position]],
+) -> dict[str, tuple[str, str] | None]:
+    """A batch's cases for ``Batch.load_cases``: each with its registration's
+    roster and district, when its registration is in the batch."""
+    out: dict[str, tuple[str, str] | None] = {}
+    for e, pos in items:
+        if payload_name(e) == "registered":
+            rid = roster_id(e.district_id, pos.partition, e.recorded_at.ToDatetime())
+            out[e.case_id] = (rid, e.district_id)
+        else:
+            out.setdefault(e.case_id, None)
+    return out
 
 
 class CaseBlocked(Exception):
@@ -192,6 +238,33 @@ class Batch:
             if (coll, i) not in self._before:
                 self._before[(coll, i)] = self._after[(coll, i)] = None
 
+    async def load_cases(self, coll: str, cases: Mapping[str, tuple[str, str] | None]) -> None:
+        """``load`` of case documents, each given with its registration's
+        roster and district when the registration is in the batch (else
+        None). A case its roster does not list has no document: a
+        registration is the first event of its case that a consumer applies
+        (a later one waits behind it, in the batch or parked), and its roster
+        is entered before the case's documents are written (``plan``), so a
+        document that exists is listed. Not read, it is taken as absent; the
+        rest are read, all at once. Every registration's case is entered in
+        its roster here, applied or not: a roster that lists a case without
+        a document costs a read, never a wrong answer."""
+        want = [i for i in cases if (coll, i) not in self._before]
+        if self.owned is not None:
+            want = self.owned.serve(coll, want, self._before, self._after)
+        registered = {i: r for i in want if (r := cases[i]) is not None}
+        await self.load(ROSTERS, [rid for rid, _d in registered.values()])
+        absent = [i for i, (rid, _d) in registered.items() if i not in self._listed(rid)]
+        self.assume_absent(coll, absent)
+        await self.load(coll, [i for i in want if i not in absent])
+        for i, r in cases.items():
+            if r is not None and i not in self._listed(r[0]):
+                await self.load(ROSTERS, [r[0]])
+                self.update(ROSTERS, r[0], {"$set": {"district_id": r[1], f"cases.{i}": True}})
+
+    def _listed(self, rid: str) -> Mapping[str, Any]:
+        return ((self._after.get((ROSTERS, rid)) or {}).get("cases")) or {}
+
     async def get(self, coll: str, doc_id: str) -> Doc | None:
         """The document as this batch has made it so far (read if need be)."""
         await self.load(coll, [doc_id])
@@ -318,7 +391,8 @@ class Batch:
             upd = diff(before, after)
             if upd:
                 owned.setdefault(coll, ([], []))[1].append((doc_id, upd))
-        rank = {c: i for i, c in enumerate(self.order)}
+        # the rosters first: a case's document exists only once its roster lists it
+        rank = {ROSTERS: -2} | {c: i for i, c in enumerate(self.order)}
         for coll in sorted(owned, key=lambda c: rank.get(c, -1)):
             if coll in out:
                 raise ValueError(f"{coll} holds both counters and owned documents")

@@ -27,7 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core import shards
 from xinfang.core.auth import OFFICE, tool_channel
-from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
+from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs, cases_of
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import (
     encode_event,
@@ -140,11 +140,11 @@ class Reporting:
         return BatchConsumer(store, (), self._prepare, self._apply, TRANSIENT_ERRORS, owned=owned)
 
     async def _prepare(self, b: Batch, items: Sequence[tuple[ev.CaseEvent, Position]]) -> None:
-        by_district: dict[str, list[str]] = {}
-        for event, _pos in items:
-            by_district.setdefault(event.district_id, []).append(event.case_id)
-        for district_id, case_ids in by_district.items():
-            await b.load(_cases(district_id), case_ids)
+        by_district: dict[str, list[tuple[ev.CaseEvent, Position]]] = {}
+        for event, pos in items:
+            by_district.setdefault(event.district_id, []).append((event, pos))
+        for district_id, of_district in by_district.items():
+            await b.load_cases(_cases(district_id), cases_of(of_district))
 
     async def _apply(self, b: Batch, event: ev.CaseEvent, pos: Position) -> str:
         """One event's effect on its case's document and on the district's

@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from xinfang.case.v1 import events_pb2 as ev
-from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs
+from xinfang.core.batch import Batch, BatchConsumer, OwnedDocs, cases_of
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.codec import payload_name
 from xinfang.core.districts import District
@@ -64,7 +64,7 @@ class ClockConsumer(Documents):
         """Read the batch's cases, then only the clocks their records say
         exist (``clock_kinds``): a new case's clocks are not looked for. A
         record written before ``clock_kinds`` existed has all looked for."""
-        await b.load(CASES, [e.case_id for e, _ in items])
+        await b.load_cases(CASES, cases_of(items))
         read: list[str] = []
         absent: list[str] = []
         for e, _ in items:
