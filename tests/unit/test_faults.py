@@ -41,7 +41,7 @@ from xinfang.assignment.lifecycle import to_doc
 from xinfang.assignment.store import CaseStore
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core import shards
-from xinfang.core.batch import BatchConsumer, OwnedDocs
+from xinfang.core.batch import ROSTERS, BatchConsumer, OwnedDocs
 from xinfang.core.calendar import SHANGHAI, Arrangements
 from xinfang.core.codec import decode_event
 from xinfang.core.crypto import IdentityVault
@@ -384,9 +384,17 @@ async def _state(w: World) -> tuple[str, str]:
     Assignment's snapshots are a cache that may lag its records after a
     fault (``assignment.store``: the next load folds the records past it):
     each case is compared as a load reads it, records folded in."""
-    dump = {name: s.inner.dump() for name, s in w.stores.items()}
+    dump: dict[str, dict[str, Any]] = {name: s.inner.dump() for name, s in w.stores.items()}
     for d in dump.values():
         d.pop("outbox_pointers", None)
+        # a registration retried after a fault may be recorded a second later,
+        # into another roster: compared are the cases a district's partition
+        # listed, not the seconds they fell in
+        if ROSTERS in d:
+            listed: defaultdict[str, set[str]] = defaultdict(set)
+            for rid, roster in d[ROSTERS].items():
+                listed[rid.rsplit(":", 1)[0]] |= set(roster["cases"])
+            d[ROSTERS] = {k: sorted(v) for k, v in listed.items()}
     sa = w.stores["assignment"].inner
     cases = CaseStore(sa, Outbox(sa, _no_publish, "assignment"))
     recorded = {

@@ -46,15 +46,15 @@ async def test_a_case_its_roster_does_not_list_is_not_read_and_its_roster_goes_f
     s = Spied()
     await s.insert("cases", {"_id": "old", "n": 1})
     b = Batch(s, order=["cases"])
-    await b.load_cases("cases", {"new": ("d:0:2026120308", "d"), "old": None})
-    assert sorted(s.read) == [(ROSTERS, "d:0:2026120308"), ("cases", "old")]
+    await b.load_cases("cases", {"new": ("d:0:20261203080000", "d"), "old": None})
+    assert sorted(s.read) == [(ROSTERS, "d:0:20261203080000"), ("cases", "old")]
     assert b.peek("cases", "new") is None
     b.update("cases", "new", {"$set": {"n": 1}})
     b.update("cases", "old", {"$inc": {"n": 1}})
     await b.flush()
     assert s.written == [f"{ROSTERS} (new)", "cases", "cases (new)"]
-    assert await s.get(ROSTERS, "d:0:2026120308") == {
-        "_id": "d:0:2026120308",
+    assert await s.get(ROSTERS, "d:0:20261203080000") == {
+        "_id": "d:0:20261203080000",
         "district_id": "d",
         "cases": {"new": True},
     }
@@ -96,12 +96,13 @@ def _reporting(store: MemoryStore, owned: OwnedDocs | None = None) -> Any:
 async def test_a_registration_republished_after_a_restart_is_a_duplicate() -> None:
     s = Spied()
     first, other = _registration("c-1"), _registration("c-2")
+    other.recorded_at.CopyFrom(first.recorded_at)
     assert await _reporting(s, OwnedDocs())([(first, Position(0, 3))]) == ["applied"]
     # the consumer read no case document for it, only the (new) roster
     assert [c for c, _ in s.read] == [ROSTERS]
     stored = s.dump()
     # a new process (nothing in memory) gets the same registration again, at
-    # a later offset, beside a new case in the same hour
+    # a later offset, beside a new case recorded in the same second
     s.read.clear()
     results = await _reporting(s, OwnedDocs())([(first, Position(0, 9)), (other, Position(0, 10))])
     assert results == ["duplicate", "applied"]
@@ -128,4 +129,4 @@ def test_a_batch_names_the_roster_of_each_registration_only() -> None:
     assert cases_of([(reg, Position(2, 0)), (later, Position(2, 1))]) == {
         "c-1": (rid, DISTRICT.district_id)
     }
-    assert rid.endswith(reg.recorded_at.ToDatetime().strftime(":%Y%m%d%H"))
+    assert rid.endswith(reg.recorded_at.ToDatetime().strftime(":%Y%m%d%H%M%S"))

@@ -28,7 +28,7 @@ per-event marker that the handler checks for duplicates last. So a marker,
 once written, means everything before it is written too.
 
 A new case's document is not looked for (``load_cases``): a registration
-names the roster of its hour (``roster_id``), a document per partition that
+names the roster of the second it was recorded in (``roster_id``), a document per partition that
 lists the cases whose documents a registration opened, written before any
 of them. A case its roster does not list has no document, so the read that
 would find nothing is not made; one roster stands for a batch's
@@ -70,10 +70,14 @@ ROSTERS = "case_rosters"
 def roster_id(district_id: str, partition: int, recorded_at: datetime) -> str:
     """The roster a registration is entered in: its district, its case's
     partition (whose consumer alone writes the roster, as it does the case's
-    documents) and the hour it was recorded, which every delivery of the
-    registration carries (a redelivery, a republished copy, a replay of a
-    dead letter): so a copy finds the roster its first delivery entered."""
-    return f"{district_id}:{partition}:{recorded_at:%Y%m%d%H}"
+    documents) and the second it was recorded in, which every delivery of
+    the registration carries (a redelivery, a republished copy, a replay of a
+    dead letter): so a copy finds the roster its first delivery entered. A
+    second, not an hour: FerretDB rewrites a whole document at every update,
+    and an hour's roster of a burst held thousands of cases, rewritten at
+    every batch (the store's ceiling for the burst's writes fell by a sixth);
+    a second's holds what a batch or two registered."""
+    return f"{district_id}:{partition}:{recorded_at:%Y%m%d%H%M%S}"
 
 
 def cases_of(
