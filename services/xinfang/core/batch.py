@@ -28,12 +28,12 @@ per-event marker that the handler checks for duplicates last. So a marker,
 once written, means everything before it is written too.
 
 A new case's document is not looked for (``load_cases``): a registration
-names the roster of the second it was recorded in (``roster_id``), a document per partition that
-lists the cases whose documents a registration opened, written before any
-of them. A case its roster does not list has no document, so the read that
-would find nothing is not made; one roster stands for a batch's
-registrations, and stays in memory with the documents the partition's owner
-wrote (``OwnedDocs``).
+names the roster of the second it was recorded in (``roster_id``), a
+document per partition that lists the cases whose documents a registration
+opened, written before any of them. A case its roster does not list has no
+document, so the read that would find nothing is not made; one roster stands
+for a batch's registrations, and stays in memory with the documents the
+partition's owner wrote (``OwnedDocs``).
 
 An event whose handler fails is undone in memory (``savepoint``/
 ``rollback``) and dead-lettered alone; the rest of the batch goes on.
