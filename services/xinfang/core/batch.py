@@ -254,18 +254,17 @@ class Batch:
         rest are read, all at once. Every registration's case is entered in
         its roster here, applied or not: a roster that lists a case without
         a document costs a read, never a wrong answer."""
+        registered = {i: r for i, r in cases.items() if r is not None}
+        await self.load(ROSTERS, [rid for rid, _d in registered.values()])
         want = [i for i in cases if (coll, i) not in self._before]
         if self.owned is not None:
             want = self.owned.serve(coll, want, self._before, self._after)
-        registered = {i: r for i in want if (r := cases[i]) is not None}
-        await self.load(ROSTERS, [rid for rid, _d in registered.values()])
-        absent = [i for i, (rid, _d) in registered.items() if i not in self._listed(rid)]
+        absent = [i for i in want if i in registered and i not in self._listed(registered[i][0])]
         self.assume_absent(coll, absent)
         await self.load(coll, [i for i in want if i not in absent])
-        for i, r in cases.items():
-            if r is not None and i not in self._listed(r[0]):
-                await self.load(ROSTERS, [r[0]])
-                self.update(ROSTERS, r[0], {"$set": {"district_id": r[1], f"cases.{i}": True}})
+        for i, (rid, district) in registered.items():
+            if i not in self._listed(rid):
+                self.update(ROSTERS, rid, {"$set": {"district_id": district, f"cases.{i}": True}})
 
     def _listed(self, rid: str) -> Mapping[str, Any]:
         return ((self._after.get((ROSTERS, rid)) or {}).get("cases")) or {}
