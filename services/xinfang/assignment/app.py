@@ -289,6 +289,8 @@ class Assignment:
             return "duplicate"
         if state.status is not lc.Status.ACCEPTED or state.tier != event.deadline_breached.tier:
             return "ignored"  # the case moved on before the breach was seen
+        if lc.at_top(state):
+            return "ignored"  # nowhere to climb (lc.at_top): not a dead letter
         await self.execute(
             event.district_id,
             event.case_id,

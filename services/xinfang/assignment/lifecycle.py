@@ -79,6 +79,7 @@ __all__ = [
     "StartHearing",
     "Status",
     "apply",
+    "at_top",
     "check_when",
     "decide",
     "envelope",
@@ -684,7 +685,7 @@ def _accept(state: CaseState, ctx: Ctx) -> list[Message]:
 
 
 def _escalate(state: CaseState, cmd: Escalate, ctx: Ctx) -> list[Message]:
-    if state.tier == ev.TIER_DISTRICT_LEADER_PACKAGE:
+    if at_top(state):
         raise _refuse(state, "already packaged by a district leader, the top of the ladder")
     if state.tier in LADDER:
         to = LADDER[LADDER.index(state.tier) + 1]
@@ -707,6 +708,13 @@ def _escalate(state: CaseState, cmd: Escalate, ctx: Ctx) -> list[Message]:
     if leader:
         out.append(ev.LeaderPackageAssigned(leader_id=leader, rule="escalation", tier=to))  # type: ignore[arg-type]
     return out
+
+
+def at_top(state: CaseState) -> bool:
+    """Packaged by a district leader: no tier above to escalate to, so a time
+    box that runs out there is left to supervision (its breach, order and
+    score) and moves the case nowhere."""
+    return state.tier == LADDER[-1]
 
 
 # ---- applying events --------------------------------------------------------
