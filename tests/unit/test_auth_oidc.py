@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -250,3 +251,51 @@ def test_a_jwks_by_url_is_fetched_and_a_new_key_picked_up(jwks_url: str) -> None
 def test_incomplete_provider_settings_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**settings)
+
+
+class _HeldJwks(_Jwks):
+    """A JWKS that answers only once the event loop has let it (``release``):
+    a fetch made on the loop itself could never be answered."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if not type(self).release.wait(timeout=3):
+            self.send_response(503)
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+async def test_a_jwks_fetch_does_not_hold_up_the_event_loop() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _HeldJwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _HeldJwks.body = jwks_doc(jwk(RSA_KEY, "r1", "RS256")).encode()
+    _HeldJwks.release.clear()
+    try:
+        s = Settings(
+            auth_key=base64.b64encode(SHARED).decode(),
+            auth_jwks_url=f"http://127.0.0.1:{server.server_port}/certs",
+            auth_issuer=ISSUER,
+        )
+        authn = Authenticator.from_settings(s)
+
+        async def let_it_answer() -> None:  # runs only if the loop is free
+            _HeldJwks.release.set()
+
+        token = sign(RSA_KEY, "RS256", "r1")
+        caller, _ = await asyncio.gather(
+            authn.from_metadata_async([("authorization", f"Bearer {token}")]), let_it_answer()
+        )
+        assert caller.role == "office"
+        # verified once: the next request is answered from the cache, on the loop
+        _HeldJwks.release.clear()
+        assert (await authn.verify_async(token)).user_id == "zhao"
+        # the shared key's tokens need no fetch
+        local = authn.issue(Caller("tool", "office", "", frozenset({"a"})))
+        assert (await authn.verify_async(local)).user_id == "tool"
+        with pytest.raises(Unauthenticated, match="invalid token"):
+            await authn.verify_async("not.a.token")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -37,6 +37,7 @@ space-separated string.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -123,8 +124,9 @@ class IdentityProvider:
             return None
         jwks: jwt.PyJWKClient
         if s.auth_jwks_url is not None:
-            # a fetch blocks the caller's request: bounded by the timeout, and
-            # an unknown kid fetches again at most every refetch interval
+            # a fetch holds up the caller's request alone (in a worker thread,
+            # Authenticator.verify_async), bounded by the timeout; an unknown
+            # kid fetches again at most every refetch interval
             jwks = jwt.PyJWKClient(
                 s.auth_jwks_url,
                 lifespan=s.auth_jwks_cache_seconds,
@@ -199,16 +201,35 @@ class Authenticator:
     CACHE_TOKENS = 10_000
 
     def verify(self, token: str) -> Caller:
-        now = time.time()
-        hit = self._verified.get(token)
+        hit = self._kept(token)
+        return hit if hit is not None else self._keep(token, *self._verify(token))
+
+    async def verify_async(self, token: str) -> Caller:
+        """``verify`` for the event loop. A token of the identity provider
+        not verified lately is verified in a worker thread: its key may have
+        to be fetched from the JWKS URL (up to the 5-s timeout), and a fetch
+        on the loop would hold up every request and consumer of the service
+        meanwhile. The shared key's tokens need no I/O and stay on the loop."""
+        hit = self._kept(token)
         if hit is not None:
-            if now < hit[1]:
-                return hit[0]
-            del self._verified[token]
-        caller, exp = self._verify(token)
+            return hit
+        if self._idp is None or _alg(token) not in self._idp.algorithms:
+            return self._keep(token, *self._verify(token))
+        return self._keep(token, *(await asyncio.to_thread(self._verify, token)))
+
+    def _kept(self, token: str) -> Caller | None:
+        hit = self._verified.get(token)
+        if hit is None:
+            return None
+        if time.time() < hit[1]:
+            return hit[0]
+        del self._verified[token]
+        return None
+
+    def _keep(self, token: str, caller: Caller, exp: float | None) -> Caller:
         if len(self._verified) >= self.CACHE_TOKENS:
             self._verified.clear()
-        until = now + self.CACHE_SECONDS
+        until = time.time() + self.CACHE_SECONDS
         self._verified[token] = (caller, until if exp is None else min(until, exp))
         return caller
 
@@ -301,13 +322,29 @@ class Authenticator:
         return Caller(str(sub), role, str(unit or ""), frozenset(districts))
 
     def from_metadata(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
-        for k, v in metadata or ():
-            if k == "authorization":
-                scheme, _, token = str(v).partition(" ")
-                if scheme.lower() != "bearer" or not token:
-                    raise Unauthenticated("authorization: expected 'Bearer <token>'")
-                return self.verify(token.strip())
-        raise Unauthenticated("authorization: no bearer token on the request")
+        return self.verify(_bearer(metadata))
+
+    async def from_metadata_async(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
+        return await self.verify_async(_bearer(metadata))
+
+
+def _bearer(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    for k, v in metadata or ():
+        if k == "authorization":
+            scheme, _, token = str(v).partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("authorization: expected 'Bearer <token>'")
+            return token.strip()
+    raise Unauthenticated("authorization: no bearer token on the request")
+
+
+def _alg(token: str) -> Any:
+    """The algorithm a token's header names; None for a malformed header
+    (``_verify`` then refuses it with the reason)."""
+    try:
+        return jwt.get_unverified_header(token).get("alg")
+    except jwt.InvalidTokenError:
+        return None
 
 
 def _expiry(claims: dict[str, Any]) -> float | None:

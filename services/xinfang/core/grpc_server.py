@@ -59,7 +59,8 @@ def rpc(
             code = "OK"
             try:
                 authn: Authenticator = self._xinfang_auth
-                authorize(authn.from_metadata(context.invocation_metadata()), request, roles)
+                caller = await authn.from_metadata_async(context.invocation_metadata())
+                authorize(caller, request, roles)
                 return await fn(self, request, context)
             except XinfangError as e:
                 code = e.code_name
