@@ -9,11 +9,12 @@ from datetime import UTC, timedelta
 
 from tests.unit.test_faults import Faults, World, _consume, _requests
 from xinfang.assignment import lifecycle as lc
-from xinfang.assignment.app import LOADS, UNROUTED
+from xinfang.assignment.app import LOADS, UNROUTED, Assignment
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.calendar import SHANGHAI
 from xinfang.core.districts import parse_district
 from xinfang.intake.domain import case_id_for
+from xinfang.intake.v1 import intake_pb2 as ipb
 from xinfang.sample.generator import sample_district
 
 OFFICE = ev.Actor(user_id="clerk", role="office")
@@ -47,17 +48,25 @@ async def test_a_routed_new_case_writes_no_list() -> None:
     assert (await p.assignment.unrouted("lists")).cases == []
 
 
-async def test_leader_load_follows_the_packages_once_consumed() -> None:
-    w, reqs = _world()
+async def accepted(
+    w: World, req: ipb.RegisterPetitionRequest
+) -> tuple[Assignment, lc.CaseState, ev.Actor]:
+    """A petition registered, routed by the consumer, noticed and accepted by
+    its unit: assignment, the case's state, and the unit's caller."""
     p = w.boot()
     a = p.assignment
-    await p.intake.register(reqs[0])
+    await p.intake.register(req)
     await _consume(w, a)
-    did, case_id = "lists", case_id_for("lists", reqs[0].request_id)
-    s = await a.store.load(did, case_id)
+    s = await a.store.load("lists", case_id_for("lists", req.request_id))
     unit = ev.Actor(user_id="u1", role="unit", unit_id=s.unit_id)
-    await a.execute(did, case_id, lc.SendNotice(), OFFICE)
-    await a.execute(did, case_id, lc.AcceptCase(), unit)
+    await a.execute(s.district_id, s.case_id, lc.SendNotice(), OFFICE)
+    return a, await a.execute(s.district_id, s.case_id, lc.AcceptCase(), unit), unit
+
+
+async def test_leader_load_follows_the_packages_once_consumed() -> None:
+    w, reqs = _world()
+    a, s, unit = await accepted(w, reqs[0])
+    did, case_id = s.district_id, s.case_id
     first, second = sorted(w.district.leaders)[:2]
     await a.execute(did, case_id, lc.AssignLeader(first), OFFICE)
     assert await a._leader_load(did) == {}  # the consumer has not seen it yet

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.unit.test_assignment_lists import OFFICE, _world
-from tests.unit.test_faults import _consume
+from tests.unit.test_assignment_lists import _world, accepted
 from xinfang.assignment import lifecycle as lc
 from xinfang.case.v1 import events_pb2 as ev
 from xinfang.core.codec import new_event
 from xinfang.core.mongo import Position
-from xinfang.intake.domain import case_id_for
 from xinfang.sample.generator import sample_district
 
 SCANNER = ev.Actor(user_id="supervision", role="system")
@@ -38,15 +36,8 @@ async def test_breaches_climb_the_ladder_and_stop_at_its_top() -> None:
     # every category to a township: its case starts on the ladder's first rung
     w, reqs = _world([{"rule_id": f"t-{c['code']}", "category": c["code"], "unit_id": township,
                        "decision": "accept"} for c in raw["categories"]])  # fmt: skip
-    p = w.boot()
-    a = p.assignment
-    await p.intake.register(reqs[0])
-    await _consume(w, a)
-    did, case_id = "lists", case_id_for("lists", reqs[0].request_id)
-    s = await a.store.load(did, case_id)
-    unit = ev.Actor(user_id="u1", role="unit", unit_id=s.unit_id)
-    await a.execute(did, case_id, lc.SendNotice(), OFFICE)
-    s = await a.execute(did, case_id, lc.AcceptCase(), unit)
+    a, s, _unit = await accepted(w, reqs[0])
+    did, case_id = s.district_id, s.case_id
     assert s.tier == lc.LADDER[0]
     climbed = [s.tier]
     offset = len(w.bus)
