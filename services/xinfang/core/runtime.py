@@ -54,7 +54,7 @@ from xinfang.core.metrics import (
 )
 from xinfang.core.mongo import TRANSIENT_ERRORS, Doc, Position, connect
 from xinfang.core.outbox import Outbox, kafka_publisher
-from xinfang.core.parking import Gate, Parking
+from xinfang.core.parking import Gate, Parking, Role
 from xinfang.core.store import MongoStore
 
 __all__ = ["BatchHandler", "Runtime", "ServiceSpec", "run"]
@@ -239,22 +239,60 @@ class Runtime:
         assert self.parking is not None
         outcomes = ["dead_letter"] * len(msgs)
         payloads = ["unknown"] * len(msgs)
-        items: list[tuple[ev.CaseEvent, Position]] = []
-        gates: list[Gate] = []
-        where: list[int] = []
+        events: list[ev.CaseEvent | None] = []
         for i, m in enumerate(msgs):
             try:
                 event = decode_event(m.value)
             except DecodeFailed as e:
+                events.append(None)
                 await self._dead_letter(m, e)
                 continue
+            events.append(event)
             payloads[i] = payload_name(event)
+        start = 0
+        while start < len(msgs):
+            start = await self._process_run(msgs, events, start, outcomes)
+        for i, m in enumerate(msgs):
+            CONSUMER_EVENTS.labels(self.service, payloads[i], outcomes[i]).inc()
+            CONSUMER_LAST_OFFSET.labels(self.service, str(m.partition)).set(m.offset)
+        CONSUMER_LAST_PROCESSED.labels(self.service).set(time.time())
+        return outcomes
+
+    async def _process_run(
+        self,
+        msgs: Sequence[Message],
+        events: Sequence[ev.CaseEvent | None],
+        start: int,
+        outcomes: list[str],
+    ) -> int:
+        """Handle ``msgs[start:]`` up to the first event of a case whose
+        parking state an earlier event of the run changes when applied (the
+        blocked event back, or the head of a releasing queue): parking is
+        asked before the handler runs, so that event is asked in the next
+        run, once the state has moved. Asked too early, the next parked
+        event's copy was taken for one not yet due and dropped. Returns
+        where the next run starts."""
+        assert self.parking is not None
+        items: list[tuple[ev.CaseEvent, Position]] = []
+        gates: list[Gate] = []
+        where: list[int] = []
+        moving: set[str] = set()  # cases whose parking state this run changes
+        end = start
+        for i in range(start, len(msgs)):
+            event, m = events[i], msgs[i]
+            if event is not None and event.case_id in moving:
+                break
+            end = i + 1
+            if event is None:
+                continue  # dead-lettered as undecodable
             pos = Position(m.partition, m.offset)
             # a case with a dead-lettered event waits for it (core.parking)
             gate = await self.parking.admit(event, m.value, m.key, pos)
             if gate.parked:
                 outcomes[i] = "parked"
                 continue
+            if gate.role is not Role.FREE:
+                moving.add(event.case_id)
             items.append((event, pos))
             gates.append(gate)
             where.append(i)
@@ -285,11 +323,7 @@ class Runtime:
                 CONSUMER_LAG.labels(self.service).observe(
                     max(0.0, time.time() - event.recorded_at.ToNanoseconds() / 1e9)
                 )
-        for i, m in enumerate(msgs):
-            CONSUMER_EVENTS.labels(self.service, payloads[i], outcomes[i]).inc()
-            CONSUMER_LAST_OFFSET.labels(self.service, str(m.partition)).set(m.offset)
-        CONSUMER_LAST_PROCESSED.labels(self.service).set(time.time())
-        return outcomes
+        return end
 
     async def _retrying(self, items: list[tuple[ev.CaseEvent, Position]]) -> list[str | Exception]:
         """The handler's results for ``items``, retrying while the store is away.
