@@ -56,12 +56,12 @@ def test_a_cached_token_is_refused_once_it_expires() -> None:
         a.verify(token)
 
 
-def test_metadata_without_a_bearer_token_is_unauthenticated() -> None:
+async def test_metadata_without_a_bearer_token_is_unauthenticated() -> None:
     with pytest.raises(Unauthenticated, match="no bearer token"):
-        authn.from_metadata([("x-other", "1")])
+        await authn.from_metadata([("x-other", "1")])
     with pytest.raises(Unauthenticated, match="Bearer"):
-        authn.from_metadata([("authorization", "Basic abc")])
-    assert authn.from_metadata(bearer(authn.issue(OFFICE_A))) == OFFICE_A
+        await authn.from_metadata([("authorization", "Basic abc")])
+    assert await authn.from_metadata(bearer(authn.issue(OFFICE_A))) == OFFICE_A
 
 
 def test_a_token_signed_with_another_key_is_refused() -> None:

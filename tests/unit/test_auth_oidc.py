@@ -285,7 +285,7 @@ async def test_a_jwks_fetch_does_not_hold_up_the_event_loop() -> None:
 
         token = sign(RSA_KEY, "RS256", "r1")
         caller, _ = await asyncio.gather(
-            authn.from_metadata_async([("authorization", f"Bearer {token}")]), let_it_answer()
+            authn.from_metadata([("authorization", f"Bearer {token}")]), let_it_answer()
         )
         assert caller.role == "office"
         # verified once: the next request is answered from the cache, on the loop

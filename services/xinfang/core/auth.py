@@ -321,10 +321,7 @@ class Authenticator:
             raise Unauthenticated("authorization: districts must be a list of strings")
         return Caller(str(sub), role, str(unit or ""), frozenset(districts))
 
-    def from_metadata(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
-        return self.verify(_bearer(metadata))
-
-    async def from_metadata_async(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
+    async def from_metadata(self, metadata: Iterable[tuple[str, Any]] | None) -> Caller:
         return await self.verify_async(_bearer(metadata))
 
 

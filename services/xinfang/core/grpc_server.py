@@ -59,7 +59,7 @@ def rpc(
             code = "OK"
             try:
                 authn: Authenticator = self._xinfang_auth
-                caller = await authn.from_metadata_async(context.invocation_metadata())
+                caller = await authn.from_metadata(context.invocation_metadata())
                 authorize(caller, request, roles)
                 return await fn(self, request, context)
             except XinfangError as e:
